@@ -1,0 +1,157 @@
+"""Payloads of the agent and run workflows and their activities.
+
+These models travel through Temporal history, so they are API: add optional fields only, never rename
+or remove one. They carry ids and small outcomes — never a transcript — so history per step stays flat.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+StopReason = Literal[
+    "end_turn",
+    "max_steps",
+    "tool_rule",
+    "requires_approval",
+    "error",
+    "invalid_tool_call",
+    "no_tool_call",
+    "invalid_llm_response",
+    "llm_api_error",
+    "max_tokens_exceeded",
+    "context_window_overflow_in_system_prompt",
+    "cancelled",
+]
+
+# Letta's table: which stop reasons leave a run completed, failed or cancelled.
+COMPLETED_STOP_REASONS = frozenset({"end_turn", "max_steps", "tool_rule", "requires_approval"})
+
+
+def run_status_for(stop_reason: str) -> Literal["completed", "failed", "cancelled"]:
+    if stop_reason == "cancelled":
+        return "cancelled"
+    return "completed" if stop_reason in COMPLETED_STOP_REASONS else "failed"
+
+
+class RunPolicy(BaseModel):
+    """Timeouts and retry budget of a run, fixed when the run is submitted (workflows must not read
+    configuration themselves)."""
+
+    llm_start_to_close_s: float = 600.0
+    llm_heartbeat_s: float = 60.0
+    llm_max_attempts: int = 10  # 0 = unlimited
+    llm_initial_interval_s: float = 1.0
+    llm_max_interval_s: float = 30.0
+    tool_start_to_close_s: float = 300.0
+    tool_max_attempts: int = 5
+
+
+class SubmitRun(BaseModel):
+    """A request to process one run; the run row and its input messages are already in Postgres."""
+
+    run_id: str
+    max_steps: int = Field(default=50, ge=1, le=10_000)
+    policy: RunPolicy = Field(default_factory=RunPolicy)
+    resume: bool = False
+
+
+class SubmitAck(BaseModel):
+    run_id: str
+    position: int  # runs ahead of this one, including the one in progress
+
+
+class CancelRuns(BaseModel):
+    run_ids: list[str] | None = None  # None = every queued and running run of the agent
+
+
+class AgentWorkflowInput(BaseModel):
+    agent_id: str
+    pending: list[SubmitRun] = Field(default_factory=list)
+    runs_processed: int = 0
+
+
+class AgentWorkflowState(BaseModel):
+    agent_id: str
+    current_run_id: str | None
+    queued_run_ids: list[str]
+    runs_processed: int
+
+
+class RunInput(BaseModel):
+    run_id: str
+    agent_id: str
+    max_steps: int = 50
+    policy: RunPolicy = Field(default_factory=RunPolicy)
+    resume: bool = False
+
+
+class RunResult(BaseModel):
+    run_id: str
+    stop_reason: str
+    status: str
+    steps: int
+
+
+class ResumePoint(BaseModel):
+    """Where a (re)started run continues: the first step whose model call or tool calls are unfinished."""
+
+    run_id: str
+    first_step: int = 0
+
+
+class StepInput(BaseModel):
+    run_id: str
+    agent_id: str
+    step_index: int
+    # Set when the previous step asked to continue (legacy heartbeat agents): stored as a heartbeat
+    # user message before the model is called.
+    heartbeat_reason: str | None = None
+
+
+class ToolCallRef(BaseModel):
+    id: str
+    name: str
+    terminal: bool = False
+    # Legacy (memgpt) agents: the `request_heartbeat` argument the model set; None for letta_v1.
+    request_heartbeat: bool | None = None
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class StepOutcome(BaseModel):
+    step_id: str
+    message_id: str | None
+    has_text: bool = False
+    tool_calls: list[ToolCallRef] = Field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    heartbeat_mode: bool = False  # legacy loop: continue only when a tool asks for a heartbeat
+
+
+class ToolInput(BaseModel):
+    run_id: str
+    agent_id: str
+    step_index: int
+    tool_call_id: str
+    tool_name: str
+
+
+class ToolOutcome(BaseModel):
+    tool_call_id: str
+    message_id: str
+    ok: bool
+    interrupted: bool = False  # a non-idempotent tool was cut off before its result was recorded
+
+
+class FinishInput(BaseModel):
+    run_id: str
+    agent_id: str
+    stop_reason: str
+    steps: int
+    error: str | None = None

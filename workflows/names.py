@@ -1,0 +1,21 @@
+"""Workflow, update, signal, query and activity names. They are API: a rename breaks runs in flight."""
+
+AGENT_WORKFLOW = "AgentWorkflow"
+RUN_WORKFLOW = "RunWorkflow"
+
+SUBMIT_UPDATE = "submit"
+CANCEL_SIGNAL = "cancel"
+STATE_QUERY = "state"
+
+RUNS_START = "runs.start"
+RUNS_FINISH = "runs.finish"
+LLM_STEP = "llm.step"
+TOOLS_EXECUTE = "tools.execute"
+
+
+def agent_workflow_id(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def run_workflow_id(run_id: str) -> str:
+    return f"run:{run_id}"

@@ -1,0 +1,140 @@
+"""RunWorkflow: one per run (one user request). The page a user opens in the Temporal UI to see what a
+run did: each model call and each tool call is a named activity with a summary."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from mnemo import search_attributes as sa
+    from mnemo.schemas.runs import (
+        CancelRuns,
+        FinishInput,
+        ResumePoint,
+        RunInput,
+        RunResult,
+        StepInput,
+        StepOutcome,
+        ToolInput,
+        ToolOutcome,
+        run_status_for,
+    )
+
+    from workflows import names
+
+HEARTBEAT_REASON = (
+    "[This is an automated system message hidden from the user] "
+    "Function called using request_heartbeat=true, returning control"
+)
+SHORT = timedelta(seconds=30)
+
+
+@workflow.defn(name=names.RUN_WORKFLOW)
+class RunWorkflow:
+    def __init__(self) -> None:
+        self._cancelled = False
+
+    @workflow.signal(name=names.CANCEL_SIGNAL)
+    async def cancel(self, req: CancelRuns) -> None:
+        self._cancelled = True
+
+    @workflow.run
+    async def run(self, inp: RunInput) -> RunResult:
+        start: ResumePoint = await workflow.execute_local_activity(
+            names.RUNS_START,
+            inp,
+            result_type=ResumePoint,
+            start_to_close_timeout=SHORT,
+            summary="resume run" if inp.resume else "start run",
+        )
+        stop_reason, error, steps = await self._loop(inp, start.first_step)
+        await workflow.execute_local_activity(
+            names.RUNS_FINISH,
+            FinishInput(
+                run_id=inp.run_id, agent_id=inp.agent_id, stop_reason=stop_reason, steps=steps, error=error
+            ),
+            start_to_close_timeout=SHORT,
+            summary=f"finish: {stop_reason}",
+        )
+        status = run_status_for(stop_reason)
+        workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status)])
+        if status == "failed":
+            # Failing the workflow makes failed runs stand out in the UI; the run is already recorded.
+            raise ApplicationError(f"run {inp.run_id} stopped: {stop_reason}: {error}", non_retryable=True)
+        return RunResult(run_id=inp.run_id, stop_reason=stop_reason, status=status, steps=steps)
+
+    async def _loop(self, inp: RunInput, first_step: int) -> tuple[str, str | None, int]:
+        heartbeat: str | None = None
+        step = first_step
+        while step < inp.max_steps:
+            if self._cancelled:
+                return "cancelled", None, step
+            workflow.set_current_details(f"step {step + 1} of at most {inp.max_steps}")
+            try:
+                outcome = await self._llm_step(inp, step, heartbeat)
+            except ActivityError as err:
+                return "llm_api_error", _cause(err), step
+            heartbeat = None
+            last = step + 1 >= inp.max_steps
+            if not outcome.tool_calls:
+                if outcome.heartbeat_mode:
+                    return "no_tool_call", "No tool calls found in response, model must make a tool call", step + 1
+                if outcome.finish_reason == "length":
+                    return "max_tokens_exceeded", None, step + 1
+                return "end_turn", None, step + 1
+            for call in outcome.tool_calls:
+                await self._tool(inp, step, call.id, call.name)
+            terminal = any(call.terminal for call in outcome.tool_calls)
+            if outcome.heartbeat_mode:
+                # Letta's V2 loop: continue only when the model asked for a heartbeat (a failed call does
+                # not chain); a terminal tool ends the turn, and says `tool_rule` if a heartbeat was asked.
+                wants = any(call.request_heartbeat for call in outcome.tool_calls)
+                if terminal:
+                    return ("tool_rule" if wants else "end_turn"), None, step + 1
+                if not wants:
+                    return "end_turn", None, step + 1
+                heartbeat = HEARTBEAT_REASON
+            elif terminal:
+                return "tool_rule", None, step + 1
+            if last:
+                return "max_steps", None, step + 1
+            step += 1
+        return "max_steps", None, step
+
+    async def _llm_step(self, inp: RunInput, step: int, heartbeat: str | None) -> StepOutcome:
+        policy = inp.policy
+        return await workflow.execute_activity(
+            names.LLM_STEP,
+            StepInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, heartbeat_reason=heartbeat),
+            result_type=StepOutcome,
+            start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=policy.llm_heartbeat_s),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
+                maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
+                maximum_attempts=policy.llm_max_attempts,
+            ),
+            summary=f"step {step + 1}: call the model",
+        )
+
+    async def _tool(self, inp: RunInput, step: int, call_id: str, name: str) -> ToolOutcome:
+        policy = inp.policy
+        return await workflow.execute_activity(
+            names.TOOLS_EXECUTE,
+            ToolInput(
+                run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, tool_call_id=call_id, tool_name=name
+            ),
+            result_type=ToolOutcome,
+            start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
+            retry_policy=RetryPolicy(maximum_attempts=policy.tool_max_attempts),
+            summary=f"step {step + 1}: tool {name}",
+        )
+
+
+def _cause(err: ActivityError) -> str:
+    cause = err.cause
+    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
