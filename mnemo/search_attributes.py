@@ -6,7 +6,8 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey
 
 AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
-RUN_ID = SearchAttributeKey.for_keyword("RunId")
+# "RunId" is reserved by Temporal itself.
+RUN_ID = SearchAttributeKey.for_keyword("MnemoRunId")
 RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
 
 ALL = [AGENT_ID, RUN_ID, RUN_STATUS]

@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.fixtures.temporal",
     "tests.fixtures.postgres",
     "tests.fixtures.fake_llm",
+    "tests.fixtures.mnemo",
 ]

@@ -10,16 +10,28 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mnemo.config import Settings
+from mnemo.runtime.tools import InProcessTool
+from mnemo.store.db import Database
 
 
 def workflows() -> Sequence[type]:
-    return []
+    from workflows.agent import AgentWorkflow
+    from workflows.run import RunWorkflow
+
+    return [AgentWorkflow, RunWorkflow]
 
 
-async def activities(settings: Settings) -> tuple[Sequence[Callable[..., Any]], Callable[[], Any]]:
+async def activities(
+    settings: Settings, *, extra_tools: dict[str, InProcessTool] | None = None, database_url: str | None = None
+) -> tuple[Sequence[Callable[..., Any]], Callable[[], Any]]:
     """The activity callables and an async closer that releases what they hold (pools, clients)."""
+    from activities.agent_loop import AgentLoopActivities
+
+    db = Database(database_url) if database_url else Database.from_settings(settings)
+    loop = AgentLoopActivities(db, extra_tools)
+    acts = [loop.runs_start, loop.runs_finish, loop.llm_step, loop.tools_execute]
 
     async def close() -> None:
-        return None
+        await db.dispose()
 
-    return [], close
+    return acts, close

@@ -1,0 +1,97 @@
+"""The agent loop's activities. Thin: each takes one input model and calls into `mnemo.runtime`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from mnemo.llm.client import Delta
+from mnemo.llm.errors import ContextWindowExceeded, LLMError
+from mnemo.runtime import events
+from mnemo.runtime.runs import finish_run, start_run
+from mnemo.runtime.step import run_step
+from mnemo.runtime.tools import InProcessTool, execute_tool
+from mnemo.schemas.runs import FinishInput, ResumePoint, RunInput, StepInput, StepOutcome, ToolInput, ToolOutcome
+from mnemo.store.db import Database
+
+DELTA_FLUSH_S = 0.05
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat for the whole activity, so a dead worker is noticed within the heartbeat timeout."""
+    timeout = activity.info().heartbeat_timeout
+    interval = max(0.2, timeout.total_seconds() / 3) if timeout else 5.0
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(interval)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _llm_failure(err: LLMError) -> ApplicationError:
+    kind = "ContextWindowExceeded" if isinstance(err, ContextWindowExceeded) else err.error_type
+    return ApplicationError(
+        f"{err.error_type}: {err.message}",
+        {"status": err.status, "error_type": err.error_type},
+        type=kind,
+        non_retryable=not err.retryable,
+        next_retry_delay=timedelta(seconds=err.retry_after) if err.retry_after else None,
+    )
+
+
+class AgentLoopActivities:
+    def __init__(self, db: Database, extra_tools: dict[str, InProcessTool] | None = None) -> None:
+        self.db = db
+        self.extra_tools = extra_tools if extra_tools is not None else {}
+
+    def _delta_sink(self, run_id: str) -> Callable[[Delta], Awaitable[None]]:
+        attempt = activity.info().attempt
+        pending: list[dict[str, Any]] = []
+        last = time.monotonic()
+
+        async def on_delta(delta: Delta) -> None:
+            nonlocal last
+            pending.append({"message_type": "delta", "attempt": attempt, **delta.model_dump(exclude_none=True)})
+            if time.monotonic() - last >= DELTA_FLUSH_S:
+                batch = pending[:]
+                pending.clear()
+                last = time.monotonic()
+                async with self.db.transaction() as s:
+                    await events.append(s, run_id, batch)
+
+        return on_delta
+
+    @activity.defn(name="runs.start")
+    async def runs_start(self, inp: RunInput) -> ResumePoint:
+        return await start_run(self.db, inp)
+
+    @activity.defn(name="runs.finish")
+    async def runs_finish(self, inp: FinishInput) -> None:
+        await finish_run(self.db, inp)
+
+    @activity.defn(name="llm.step")
+    async def llm_step(self, inp: StepInput) -> StepOutcome:
+        async with heartbeating():
+            try:
+                return await run_step(self.db, inp, on_delta_factory=self._delta_sink)
+            except LLMError as err:
+                raise _llm_failure(err) from err
+
+    @activity.defn(name="tools.execute")
+    async def tools_execute(self, inp: ToolInput) -> ToolOutcome:
+        async with heartbeating():
+            return await execute_tool(self.db, inp, self.extra_tools)

@@ -1,0 +1,118 @@
+"""Starting, resuming, cancelling and awaiting runs: how the API (and the CLI) drive the agent workflows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+
+from api.run_waiter import RunWaiter
+from mnemo import search_attributes as sa
+from mnemo.runtime.runs import TERMINAL_STATUSES, create_run
+from mnemo.schemas.runs import AgentWorkflowInput, CancelRuns, RunPolicy, SubmitAck, SubmitRun
+from mnemo.store.db import Database
+from mnemo.store.tables import AgentRow, RunRow
+from workflows import names
+
+
+class RunService:
+    def __init__(self, client: Client, db: Database, task_queue: str, policy: RunPolicy | None = None) -> None:
+        self.client = client
+        self.db = db
+        self.task_queue = task_queue
+        self.policy = policy or RunPolicy()
+        self.waiter = RunWaiter(db.url)
+
+    async def start(self) -> None:
+        await self.waiter.start()
+
+    async def close(self) -> None:
+        await self.waiter.stop()
+
+    async def _submit(self, agent_id: str, req: SubmitRun) -> SubmitAck:
+        start = WithStartWorkflowOperation(
+            names.AGENT_WORKFLOW,
+            AgentWorkflowInput(agent_id=agent_id),
+            id=names.agent_workflow_id(agent_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.AGENT_ID, agent_id)]),
+            static_summary=f"agent {agent_id}",
+        )
+        ack: SubmitAck = await self.client.execute_update_with_start_workflow(
+            names.SUBMIT_UPDATE, req, start_workflow_operation=start, result_type=SubmitAck
+        )
+        return ack
+
+    async def send(
+        self,
+        agent_id: str,
+        messages: list[dict[str, Any]],
+        *,
+        max_steps: int = 50,
+        request_config: dict[str, Any] | None = None,
+        background: bool = False,
+        callback_url: str | None = None,
+    ) -> RunRow:
+        """Persist the run and its input, then hand it to the agent's workflow. Returns the run row."""
+        async with self.db.transaction() as s:
+            run = await create_run(
+                s, agent_id, messages, max_steps=max_steps, request_config=request_config,
+                background=background, callback_url=callback_url,
+            )
+        try:
+            await self._submit(agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy))
+        except Exception as exc:
+            async with self.db.transaction() as s:
+                row = await s.get(RunRow, run.id)
+                if row is not None and row.status == "created":
+                    row.status, row.stop_reason = "failed", "error"
+                    row.metadata_ = {"error": f"could not start the run: {exc}"}
+                    s.add(row)
+            raise
+        return run
+
+    async def resume(self, run_id: str) -> RunRow:
+        """Continue a failed (or interrupted) run from its last persisted step, in its agent's queue."""
+        async with self.db.session() as s:
+            run = await s.get(RunRow, run_id)
+        if run is None:
+            raise LookupError(f"run {run_id} not found")
+        if run.status == "completed":
+            raise ValueError(f"run {run_id} already completed ({run.stop_reason}); there is nothing to resume")
+        if run.status == "cancelled":
+            raise ValueError(f"run {run_id} was cancelled; send a new message instead of resuming it")
+        await self._submit(
+            run.agent_id, SubmitRun(run_id=run_id, max_steps=run.max_steps or 50, policy=self.policy, resume=True)
+        )
+        return run
+
+    async def cancel(self, agent_id: str, run_ids: list[str] | None = None) -> None:
+        handle = self.client.get_workflow_handle(names.agent_workflow_id(agent_id))
+        await handle.signal(names.CANCEL_SIGNAL, CancelRuns(run_ids=run_ids))
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
+        """Wait until the run is completed, failed or cancelled, and return its row."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.waiter.subscribe(run_id) as event:
+            while True:
+                async with self.db.session() as s:
+                    run = await s.get(RunRow, run_id)
+                if run is None:
+                    raise LookupError(f"run {run_id} not found")
+                if run.status in TERMINAL_STATUSES:
+                    return run
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
+                await self.waiter.wait_event(event)
+
+    async def agent_exists(self, agent_id: str) -> bool:
+        async with self.db.session() as s:
+            return await s.get(AgentRow, agent_id) is not None
+
+
+async def gather_waits(service: RunService, run_ids: list[str], timeout: float | None = None) -> list[RunRow]:
+    return list(await asyncio.gather(*(service.wait(r, timeout) for r in run_ids)))

@@ -1,0 +1,103 @@
+"""Stored messages as Letta wire messages (`LettaMessageUnion`), for responses, listings and the event log.
+
+One stored message can become several Letta messages with the same `id` (e.g. reasoning + tool call);
+they are told apart by `otid`, derived from the id and the position as Letta does.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
+from mnemo.store.tables import MessageRow
+
+ASSISTANT_TOOL = "send_message"
+ASSISTANT_KWARG = "message"
+
+
+def otid_for(message_id: str, index: int) -> str:
+    # Letta's generate_otid_from_id: the uuid part with the last 10 hex digits offset by the index.
+    raw = message_id.split("-", 1)[1] if "-" in message_id else message_id
+    head, tail = raw[:-10], raw[-10:]
+    try:
+        shifted = f"{(int(tail, 16) + index) % (16**10):010x}"
+    except ValueError:
+        return f"{raw}-{index}"
+    return head + shifted
+
+
+def _text(row: MessageRow) -> str:
+    return "".join(p.get("text", "") for p in row.content if p.get("type") == "text")
+
+
+def _base(row: MessageRow, message_type: str, index: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "date": row.created_at.replace(microsecond=0).isoformat() if row.created_at else None,
+        "name": row.name,
+        "message_type": message_type,
+        "otid": row.otid if (row.otid and index == 0) else otid_for(row.id, index),
+        "sender_id": row.sender_id,
+        "step_id": row.step_id,
+        "run_id": row.run_id,
+        "seq_id": None,
+        **({"is_err": True} if row.is_err else {}),
+    }
+
+
+def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    fn = call.get("function") or {}
+    return {"name": fn.get("name"), "arguments": fn.get("arguments") or "", "tool_call_id": call.get("id")}
+
+
+def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
+    legacy = agent_type in HEARTBEAT_AGENT_TYPES
+    if row.role == "system":
+        return [_base(row, "system_message", 0) | {"content": _text(row)}]
+    if row.role in ("user", "summary"):
+        return [_base(row, "user_message", 0) | {"content": _text(row)}]
+    if row.role == "tool":
+        returns = row.tool_returns or []
+        first = returns[0] if returns else {}
+        status = first.get("status", "error" if row.is_err else "success")
+        return [
+            _base(row, "tool_return_message", 0)
+            | {
+                "tool_return": _text(row),
+                "status": status,
+                "tool_call_id": row.tool_call_id,
+                "stdout": first.get("stdout"),
+                "stderr": first.get("stderr"),
+                "tool_returns": [
+                    {
+                        "tool_call_id": r.get("tool_call_id"),
+                        "status": r.get("status"),
+                        "tool_return": r.get("tool_return", _text(row)),
+                        "stdout": r.get("stdout"),
+                        "stderr": r.get("stderr"),
+                    }
+                    for r in returns
+                ],
+            }
+        ]
+    if row.role != "assistant":
+        return []
+    out: list[dict[str, Any]] = []
+    text = _text(row)
+    if text:
+        if legacy:
+            out.append(_base(row, "reasoning_message", len(out)) | {"reasoning": text, "source": "non_reasoner_model"})
+        else:
+            out.append(_base(row, "assistant_message", len(out)) | {"content": text})
+    for call in row.tool_calls or []:
+        tc = _tool_call(call)
+        if legacy and tc["name"] == ASSISTANT_TOOL:
+            try:
+                content = json.loads(tc["arguments"]).get(ASSISTANT_KWARG, "")
+            except (ValueError, AttributeError):
+                content = tc["arguments"]
+            out.append(_base(row, "assistant_message", len(out)) | {"content": content})
+            continue
+        out.append(_base(row, "tool_call_message", len(out)) | {"tool_call": tc, "tool_calls": [tc]})
+    return out

@@ -1,0 +1,172 @@
+"""One agent step: assemble the context, call the model, persist the reply. Idempotent per (run, step)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
+
+from mnemo.llm.client import ChatResult, Delta, complete
+from mnemo.llm.config import LLMConfig
+from mnemo.memory.render import package_heartbeat
+from mnemo.runtime import events
+from mnemo.runtime.context import (
+    AgentContext,
+    assistant_message_id,
+    heartbeat_message_id,
+    load_agent,
+    load_context,
+    step_id,
+)
+from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
+from mnemo.store.db import Database
+from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
+
+OnDelta = Callable[[Delta], Awaitable[None]]
+
+
+async def append_to_context(session: Any, agent_id: str, message_ids: list[str]) -> None:
+    """Append ids to the agent's in-context window, skipping any already there (retries)."""
+    for mid in message_ids:
+        await session.execute(
+            sa.update(AgentRow)
+            .where(AgentRow.id == agent_id, sa.not_(AgentRow.__table__.c.message_ids.has_key(mid)))  # type: ignore[attr-defined]
+            .values(message_ids=AgentRow.__table__.c.message_ids.op("||")(sa.func.jsonb_build_array(mid)))  # type: ignore[attr-defined]
+        )
+
+
+async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | None:
+    async with db.session() as s:
+        row = (await s.exec(select(StepRow).where(StepRow.run_id == run_id, StepRow.step_index == index))).one_or_none()
+    if row is not None and row.status == "success" and row.outcome:
+        return StepOutcome.model_validate(row.outcome)
+    return None
+
+
+async def run_step(db: Database, inp: StepInput, *, on_delta_factory: Callable[[str], OnDelta] | None = None) -> StepOutcome:
+    done = await finished_step(db, inp.run_id, inp.step_index)
+    if done is not None:
+        return done  # a retry after the step committed: never call the model or write twice
+
+    sid = step_id(inp.run_id, inp.step_index)
+    async with db.transaction() as s:
+        if inp.heartbeat_reason:
+            agent = await load_agent(s, inp.agent_id)
+            hid = heartbeat_message_id(inp.run_id, inp.step_index)
+            text = package_heartbeat(inp.heartbeat_reason, datetime.now(UTC), agent.timezone)
+            await s.execute(
+                insert(MessageRow)
+                .values(
+                    id=hid, agent_id=inp.agent_id, role="user", content=[{"type": "text", "text": text}], text=text,
+                    run_id=inp.run_id, step_id=sid,
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
+            )
+            await append_to_context(s, inp.agent_id, [hid])
+        await s.execute(
+            insert(StepRow)
+            .values(id=sid, run_id=inp.run_id, agent_id=inp.agent_id, step_index=inp.step_index, status="pending")
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+    async with db.session() as s:
+        ctx = await load_context(s, inp.agent_id)
+        run = await s.get(RunRow, inp.run_id)
+    config = LLMConfig.model_validate(ctx.agent.llm_config or {})
+    stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
+    on_delta = on_delta_factory(inp.run_id) if (stream_tokens and on_delta_factory) else None
+    tools = ctx.tool_schemas()
+    result = await complete(
+        config,
+        ctx.openai_messages(),
+        tools or None,
+        stream=on_delta is not None,
+        on_delta=on_delta,
+        parallel_tool_calls=False if (tools and ctx.agent.tool_rules) else None,
+    )
+    return await _persist(db, inp, ctx, config, result)
+
+
+def _normalized_calls(inp: StepInput, result: ChatResult) -> list[dict[str, Any]]:
+    seen: set[str] = set()
+    calls = []
+    for i, call in enumerate(result.tool_calls):
+        cid = call.id
+        if not cid or cid in seen:  # some local models omit or repeat ids; ids key idempotency
+            cid = f"call_{step_id(inp.run_id, inp.step_index)[5:13]}_{i}"
+        seen.add(cid)
+        calls.append({"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+    return calls
+
+
+def _heartbeat_flag(arguments: str) -> bool | None:
+    try:
+        value = json.loads(arguments).get("request_heartbeat")
+    except (ValueError, AttributeError):
+        return None
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+async def _persist(
+    db: Database, inp: StepInput, ctx: AgentContext, config: LLMConfig, result: ChatResult
+) -> StepOutcome:
+    sid = step_id(inp.run_id, inp.step_index)
+    mid = assistant_message_id(inp.run_id, inp.step_index)
+    calls = _normalized_calls(inp, result)
+    terminal = ctx.terminal
+    outcome = StepOutcome(
+        step_id=sid,
+        message_id=mid,
+        has_text=bool(result.text),
+        tool_calls=[
+            ToolCallRef(
+                id=c["id"],
+                name=c["function"]["name"],
+                terminal=c["function"]["name"] in terminal,
+                request_heartbeat=_heartbeat_flag(c["function"]["arguments"]) if ctx.heartbeat_mode else None,
+            )
+            for c in calls
+        ],
+        finish_reason=result.finish_reason,
+        usage=Usage(**result.usage.model_dump()),
+        heartbeat_mode=ctx.heartbeat_mode,
+    )
+    async with db.transaction() as s:
+        step = (
+            await s.exec(select(StepRow).where(StepRow.id == sid).with_for_update())
+        ).one()
+        if step.status == "success" and step.outcome:
+            return StepOutcome.model_validate(step.outcome)  # a concurrent attempt won the race
+        message = MessageRow(
+            id=mid,
+            agent_id=inp.agent_id,
+            role="assistant",
+            content=[{"type": "text", "text": result.text}] if result.text else [],
+            text=result.text or None,
+            tool_calls=calls or None,
+            step_id=sid,
+            run_id=inp.run_id,
+            model=config.model,
+        )
+        s.add(message)
+        await s.flush()
+        await append_to_context(s, inp.agent_id, [mid])
+        step.status = "success"
+        step.model = config.model
+        step.model_handle = config.handle
+        step.provider_name = config.model_endpoint_type
+        step.context_window_limit = config.context_window
+        step.prompt_tokens = result.usage.prompt_tokens
+        step.completion_tokens = result.usage.completion_tokens
+        step.total_tokens = result.usage.total_tokens
+        step.finish_reason = result.finish_reason
+        step.outcome = outcome.model_dump(mode="json")
+        step.completed_at = datetime.now(UTC)
+        s.add(step)
+        await events.append(s, inp.run_id, to_letta_messages(message, ctx.agent.agent_type))
+    return outcome

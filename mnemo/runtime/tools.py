@@ -1,0 +1,231 @@
+"""Executing one tool call and recording its return. Idempotent per tool call id.
+
+Built-in tools run here, against Postgres, in the same transaction that records their return, so a
+retried call never edits memory twice. Tools registered in-process by the worker (`InProcessTool`) run
+at most once per call unless declared idempotent: an attempt that finds its own earlier start recorded
+does not run the tool again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from mnemo.embeddings import get_embedder
+from mnemo.embeddings.config import EmbeddingConfig
+from mnemo.ids import new_id
+from mnemo.memory.edits import MemoryToolError
+from mnemo.memory.edits_dispatch import MEMORY_TOOL_NAMES, run_memory_tool
+from mnemo.memory.render import UNTRUNCATED_TOOLS, coerce_tool_return, package_tool_return, truncate_tool_return
+from mnemo.memory.tool_schemas import TOOL_ARG_DEFAULTS
+from mnemo.runtime import events, search
+from mnemo.runtime.agents import block_view, recompile_system_message
+from mnemo.runtime.context import AgentContext, assistant_message_id, load_agent, load_context, tool_message_id
+from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.runtime.memory_store import apply_edit, locked_blocks
+from mnemo.runtime.step import append_to_context
+from mnemo.schemas.runs import ToolInput, ToolOutcome
+from mnemo.store.db import Database
+from mnemo.store.tables import AgentRow, MessageRow, PassageRow, RunEventRow, ToolRow
+
+INTERRUPTED = (
+    "Error: the tool was interrupted before it returned (its worker stopped). It was not run again, "
+    "so any side effect it had happened at most once."
+)
+
+
+@dataclass(frozen=True)
+class InProcessTool:
+    """A Python tool the worker process itself provides (registered when the worker is built)."""
+
+    name: str
+    func: Callable[..., Awaitable[Any]]
+    idempotent: bool = False
+
+
+class ToolResult:
+    def __init__(self, ok: bool, value: Any, stdout: str | None = None, stderr: str | None = None) -> None:
+        self.ok, self.value, self.stdout, self.stderr = ok, value, stdout, stderr
+
+
+async def _recorded(db: Database, inp: ToolInput) -> ToolOutcome | None:
+    mid = tool_message_id(inp.run_id, inp.tool_call_id)
+    async with db.session() as s:
+        row = await s.get(MessageRow, mid)
+    if row is None:
+        return None
+    return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=not row.is_err)
+
+
+async def execute_tool(db: Database, inp: ToolInput, extra_tools: dict[str, InProcessTool] | None = None) -> ToolOutcome:
+    done = await _recorded(db, inp)
+    if done is not None:
+        return done
+    async with db.session() as s:
+        ctx = await load_context(s, inp.agent_id)
+        call = await _find_call(s, inp)
+    tool = next((t for t in ctx.tools if t.name == inp.tool_name), None)
+    if tool is None:
+        valid = [t.name for t in ctx.tools]
+        return await _record(db, inp, ctx, None, ToolResult(False, f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}."))
+    try:
+        args = json.loads(call or "{}")
+        if not isinstance(args, dict):
+            raise ValueError("arguments must be a JSON object")
+    except ValueError as exc:
+        return await _record(db, inp, ctx, tool, ToolResult(False, f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema."))
+    args.pop("request_heartbeat", None)
+    args = {**TOOL_ARG_DEFAULTS.get(tool.name, {}), **{k: v for k, v in args.items() if v is not None}}
+
+    if tool.name in MEMORY_TOOL_NAMES:
+        return await _memory_tool(db, inp, ctx, tool, args)
+    if tool.name == "archival_memory_insert":
+        return await _archival_insert(db, inp, ctx, tool, args)
+    if tool.name == "send_message":
+        return await _record(db, inp, ctx, tool, ToolResult(True, "Sent message successfully."))
+    if tool.name in ("conversation_search", "archival_memory_search"):
+        return await _search(db, inp, ctx, tool, args)
+    extra = (extra_tools or {}).get(tool.name)
+    if extra is not None:
+        return await _in_process(db, inp, ctx, tool, extra, args)
+    return await _record(db, inp, ctx, tool, ToolResult(False, f"Error: running tool {tool.name!r} ({tool.tool_type}) is not supported yet: custom tool sandboxes are not built."))
+
+
+async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
+    msg = await session.get(MessageRow, assistant_message_id(inp.run_id, inp.step_index))
+    for call in (msg.tool_calls or []) if msg else []:
+        if call.get("id") == inp.tool_call_id:
+            return (call.get("function") or {}).get("arguments") or "{}"
+    raise LookupError(f"tool call {inp.tool_call_id} not found in step {inp.step_index} of run {inp.run_id}")
+
+
+def _embedder(agent: AgentRow):  # type: ignore[no-untyped-def]
+    return get_embedder(EmbeddingConfig.model_validate(agent.embedding_config or {}))
+
+
+async def _write_return(
+    s: AsyncSession, inp: ToolInput, ctx: AgentContext, tool: ToolRow | None, result: ToolResult
+) -> ToolOutcome:
+    mid = tool_message_id(inp.run_id, inp.tool_call_id)
+    raw = coerce_tool_return(result.value)
+    if tool is not None and tool.name not in UNTRUNCATED_TOOLS:
+        raw = truncate_tool_return(raw, tool.return_char_limit)
+    text = package_tool_return(result.ok, raw, datetime.now(UTC), ctx.agent.timezone)
+    status = "success" if result.ok else "error"
+    inserted = await s.execute(
+        insert(MessageRow)
+        .values(
+            id=mid, agent_id=inp.agent_id, role="tool", name=inp.tool_name, content=[{"type": "text", "text": text}],
+            text=None, tool_call_id=inp.tool_call_id, run_id=inp.run_id,
+            step_id=(await s.get(MessageRow, assistant_message_id(inp.run_id, inp.step_index))).step_id,  # type: ignore[union-attr]
+            is_err=not result.ok,
+            tool_returns=[{"tool_call_id": inp.tool_call_id, "status": status, "tool_return": raw, "stdout": result.stdout, "stderr": result.stderr}],
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(MessageRow.id)
+    )
+    if inserted.first() is not None:
+        await append_to_context(s, inp.agent_id, [mid])
+        row = await s.get(MessageRow, mid)
+        assert row is not None
+        await events.append(s, inp.run_id, to_letta_messages(row, ctx.agent.agent_type))
+    return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=result.ok)
+
+
+async def _record(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow | None, result: ToolResult) -> ToolOutcome:
+    async with db.transaction() as s:
+        return await _write_return(s, inp, ctx, tool, result)
+
+
+async def _memory_tool(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+    async with db.transaction() as s:
+        agent = await load_agent(s, inp.agent_id, for_update=True)  # one memory editor per agent at a time
+        if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
+            return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=tool_message_id(inp.run_id, inp.tool_call_id), ok=True)
+        blocks = await locked_blocks(s, inp.agent_id)
+        try:
+            edit = run_memory_tool(tool.name, [block_view(b) for b in blocks], args)
+        except MemoryToolError as exc:
+            return await _write_return(s, inp, ctx, tool, ToolResult(False, str(exc)))
+        changed = await apply_edit(s, inp.agent_id, blocks, edit, tool_call_id=inp.tool_call_id)
+        outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, edit.tool_return))
+        if changed:
+            await s.refresh(agent)
+            await recompile_system_message(s, agent)
+        return outcome
+
+
+async def _archival_insert(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+    content = args.get("content")
+    if not isinstance(content, str) or not content:
+        return await _record(db, inp, ctx, tool, ToolResult(False, "archival_memory_insert() missing 1 required positional argument: 'content'"))
+    tags = [str(t) for t in (args.get("tags") or [])]
+    embedding = (await _embedder(ctx.agent).embed_documents([content]))[0]
+    async with db.transaction() as s:
+        agent = await load_agent(s, inp.agent_id, for_update=True)
+        if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
+            return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=tool_message_id(inp.run_id, inp.tool_call_id), ok=True)
+        archive_id = await search.default_archive_id(s, inp.agent_id)
+        s.add(PassageRow(id=new_id("passage"), archive_id=archive_id, text=content, embedding=embedding, embedding_config=agent.embedding_config, tags=tags))
+        await s.flush()
+        outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, None))
+        await recompile_system_message(s, agent)
+        return outcome
+
+
+async def _search(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+    tz = ctx.agent.timezone
+    try:
+        async with db.transaction() as s:
+            if tool.name == "conversation_search":
+                value: Any = await search.conversation_search(
+                    s, inp.agent_id, _embedder(ctx.agent), query=args.get("query"), roles=args.get("roles"),
+                    limit=int(args.get("limit") or 5), start_date=args.get("start_date"), end_date=args.get("end_date"), tz=tz,
+                )
+            else:
+                if not args.get("query"):
+                    raise ValueError("archival_memory_search() missing 1 required positional argument: 'query'")
+                value = await search.archival_search(
+                    s, inp.agent_id, _embedder(ctx.agent), query=str(args["query"]), tags=args.get("tags"),
+                    tag_match_mode=str(args.get("tag_match_mode") or "any"), top_k=int(args.get("top_k") or 5),
+                    start_datetime=args.get("start_datetime"), end_datetime=args.get("end_datetime"), tz=tz,
+                )
+    except (ValueError, TypeError) as exc:
+        return await _record(db, inp, ctx, tool, ToolResult(False, str(exc)))
+    if isinstance(value, list):
+        value = json.dumps(value, ensure_ascii=False)
+    return await _record(db, inp, ctx, tool, ToolResult(True, value))
+
+
+async def _in_process(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, extra: InProcessTool, args: dict[str, Any]
+) -> ToolOutcome:
+    marker = {"message_type": "tool_execution_started", "tool_call_id": inp.tool_call_id, "tool_name": tool.name}
+    if not extra.idempotent:
+        async with db.transaction() as s:
+            started = (
+                await s.exec(
+                    select(sa.func.count()).select_from(RunEventRow).where(
+                        RunEventRow.run_id == inp.run_id,
+                        RunEventRow.event["message_type"].astext == "tool_execution_started",  # type: ignore[index]
+                        RunEventRow.event["tool_call_id"].astext == inp.tool_call_id,  # type: ignore[index]
+                    )
+                )
+            ).one()
+            if started:
+                return await _write_return(s, inp, ctx, tool, ToolResult(False, INTERRUPTED))
+            await events.append(s, inp.run_id, [marker])
+    try:
+        value = await extra.func(**args)
+        result = ToolResult(True, value)
+    except Exception as exc:  # the model sees the tool's own error, as in Letta
+        result = ToolResult(False, f"{type(exc).__name__}: {exc}")
+    return await _record(db, inp, ctx, tool, result)

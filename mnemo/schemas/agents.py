@@ -1,0 +1,103 @@
+"""Letta's agent and block request bodies (`CreateAgent`, `CreateBlock`), as far as Mnemo honours them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AgentType = Literal[
+    "letta_v1_agent",
+    "memgpt_agent",
+    "memgpt_v2_agent",
+    "sleeptime_agent",
+    "react_agent",
+    "workflow_agent",
+    "split_thread_agent",
+    "voice_convo_agent",
+    "voice_sleeptime_agent",
+]
+SUPPORTED_AGENT_TYPES = ("letta_v1_agent", "memgpt_agent", "memgpt_v2_agent", "sleeptime_agent")
+HEARTBEAT_AGENT_TYPES = ("memgpt_agent", "memgpt_v2_agent")
+
+# Letta 0.16.6+ default; the per-label persona/human defaults are 20,000.
+DEFAULT_BLOCK_LIMIT = 100_000
+DEFAULT_PERSONA_HUMAN_LIMIT = 20_000
+DEFAULT_BLOCK_DESCRIPTIONS = {
+    "persona": "The persona block: Stores details about your current persona, guiding how you behave and respond. "
+    "This helps you to maintain consistency and personality in your interactions.",
+    "human": "The human block: Stores key details about the person you are conversing with, allowing for more "
+    "personalized and friend-like conversation.",
+}
+
+
+class CreateBlock(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    label: str = Field(min_length=1, max_length=200)
+    value: str = ""
+    limit: int | None = Field(default=None, ge=1)
+    description: str | None = None
+    read_only: bool = False
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    hidden: bool | None = None
+    is_template: bool = False
+    template_name: str | None = None
+    preserve_on_migration: bool | None = False
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _null_is_empty(cls, v: Any) -> Any:
+        # Letta: a null value becomes "", and null bytes are stripped.
+        return "" if v is None else (v.replace("\x00", "") if isinstance(v, str) else v)
+
+    def effective_limit(self) -> int:
+        if self.limit is not None:
+            return self.limit
+        return DEFAULT_PERSONA_HUMAN_LIMIT if self.label in ("persona", "human") else DEFAULT_BLOCK_LIMIT
+
+
+class ToolRule(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    tool_name: str
+    type: str
+    prompt_template: str | None = None
+
+
+class CreateAgent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(default=None, pattern=r"^[\w '\-]+$", max_length=200)
+    memory_blocks: list[CreateBlock] = Field(default_factory=list)
+    block_ids: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    tool_ids: list[str] = Field(default_factory=list)
+    tool_rules: list[ToolRule] | None = None
+    tags: list[str] = Field(default_factory=list)
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+    system: str | None = None
+    agent_type: AgentType = "letta_v1_agent"
+    initial_message_sequence: list[dict[str, Any]] | None = None
+    include_base_tools: bool = True
+    include_base_tool_rules: bool | None = None
+    model: str | None = None
+    embedding: str | None = None
+    llm_config: dict[str, Any] | None = None
+    embedding_config: dict[str, Any] | None = None
+    context_window_limit: int | None = Field(default=None, ge=1)
+    secrets: dict[str, str] | None = None
+    tool_exec_environment_variables: dict[str, str] | None = None
+    message_buffer_autoclear: bool = False
+    enable_sleeptime: bool | None = None
+    timezone: str | None = "UTC"
+    compaction_settings: dict[str, Any] | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _handle_has_provider(cls, v: str | None) -> str | None:
+        if v is not None and "/" not in v:
+            raise ValueError(f"model handle {v!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'")
+        return v
