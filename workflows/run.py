@@ -86,8 +86,11 @@ class RunWorkflow:
                 if outcome.finish_reason == "length":
                     return "max_tokens_exceeded", None, step + 1
                 return "end_turn", None, step + 1
-            for call in outcome.tool_calls:
-                await self._tool(inp, step, call.id, call.name)
+            try:
+                for call in outcome.tool_calls:
+                    await self._tool(inp, step, call.id, call.name)
+            except ActivityError as err:
+                return "error", _cause(err), step + 1
             terminal = any(call.terminal for call in outcome.tool_calls)
             if outcome.heartbeat_mode:
                 # Letta's V2 loop: continue only when the model asked for a heartbeat (a failed call does

@@ -86,6 +86,8 @@ async def create_agent(session: AsyncSession, req: CreateAgent, settings: Settin
     session.add(system)
     await session.flush()
     agent.message_ids = [system.id]
+    session.add(agent)
+    await session.flush()
     await recompile_system_message(session, agent)
     await session.flush()
     return agent
@@ -169,6 +171,7 @@ async def recompile_system_message(session: AsyncSession, agent: AgentRow) -> st
 
     Normal steps do not call this: a stable system prompt keeps the provider's prefix cache warm.
     """
+    await session.refresh(agent)  # bulk updates in this transaction (message_ids) expired it
     blocks = await agent_blocks(session, agent.id)
     total = (
         await session.exec(select(sa.func.count()).select_from(MessageRow).where(MessageRow.agent_id == agent.id))

@@ -158,7 +158,6 @@ async def _memory_tool(db: Database, inp: ToolInput, ctx: AgentContext, tool: To
         changed = await apply_edit(s, inp.agent_id, blocks, edit, tool_call_id=inp.tool_call_id)
         outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, edit.tool_return))
         if changed:
-            await s.refresh(agent)
             await recompile_system_message(s, agent)
         return outcome
 
