@@ -45,7 +45,7 @@ async def heartbeating() -> AsyncIterator[None]:
 def _llm_failure(err: LLMError) -> ApplicationError:
     kind = "ContextWindowExceeded" if isinstance(err, ContextWindowExceeded) else err.error_type
     return ApplicationError(
-        f"{err.error_type}: {err.message}",
+        err.message,
         {"status": err.status, "error_type": err.error_type},
         type=kind,
         non_retryable=not err.retryable,

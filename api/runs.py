@@ -65,13 +65,8 @@ class RunService:
             )
         try:
             await self._submit(agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy))
-        except Exception as exc:
-            async with self.db.transaction() as s:
-                row = await s.get(RunRow, run.id)
-                if row is not None and row.status == "created":
-                    row.status, row.stop_reason = "failed", "error"
-                    row.metadata_ = {"error": f"could not start the run: {exc}"}
-                    s.add(row)
+        except Exception:
+            await self._set_status(run.id, "failed", "error")
             raise
         return run
 
@@ -85,10 +80,37 @@ class RunService:
             raise ValueError(f"run {run_id} already completed ({run.stop_reason}); there is nothing to resume")
         if run.status == "cancelled":
             raise ValueError(f"run {run_id} was cancelled; send a new message instead of resuming it")
-        await self._submit(
-            run.agent_id, SubmitRun(run_id=run_id, max_steps=run.max_steps or 50, policy=self.policy, resume=True)
-        )
+        if run.status in ("created", "running") and await self._workflow_open(run_id):
+            raise ValueError(f"run {run_id} is still {run.status}; only a failed or interrupted run can be resumed")
+        previous = (run.status, run.stop_reason)
+        await self._set_status(run_id, "created", None)  # waiters now wait for the resumed run's end
+        try:
+            await self._submit(
+                run.agent_id, SubmitRun(run_id=run_id, max_steps=run.max_steps or 50, policy=self.policy, resume=True)
+            )
+        except Exception:
+            await self._set_status(run_id, *previous)
+            raise
         return run
+
+    async def _set_status(self, run_id: str, status: str, stop_reason: str | None) -> None:
+        async with self.db.transaction() as s:
+            row = await s.get(RunRow, run_id)
+            if row is not None:
+                row.status, row.stop_reason = status, stop_reason
+                s.add(row)
+
+    async def _workflow_open(self, run_id: str) -> bool:
+        from temporalio.client import WorkflowExecutionStatus
+        from temporalio.service import RPCError, RPCStatusCode
+
+        try:
+            desc = await self.client.get_workflow_handle(names.run_workflow_id(run_id)).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False  # still queued behind another run, or never started
+            raise
+        return desc.status == WorkflowExecutionStatus.RUNNING
 
     async def cancel(self, agent_id: str, run_ids: list[str] | None = None) -> None:
         handle = self.client.get_workflow_handle(names.agent_workflow_id(agent_id))

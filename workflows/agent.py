@@ -104,10 +104,11 @@ class AgentWorkflow:
 
     @submit.validator
     def _validate_submit(self, req: SubmitRun) -> None:
-        if any(q.run_id == req.run_id for q in self._queue) or (
-            self._current is not None and self._current.run_id == req.run_id
-        ):
-            raise ApplicationError(f"run {req.run_id} is already queued or running", non_retryable=True)
+        # A resume may arrive while the failed run's workflow is still closing: it queues behind it.
+        if any(q.run_id == req.run_id for q in self._queue):
+            raise ApplicationError(f"run {req.run_id} is already queued", non_retryable=True)
+        if not req.resume and self._current is not None and self._current.run_id == req.run_id:
+            raise ApplicationError(f"run {req.run_id} is already running", non_retryable=True)
 
     @workflow.signal(name=names.CANCEL_SIGNAL)
     async def cancel(self, req: CancelRuns) -> None:

@@ -1,0 +1,101 @@
+"""Ordering, resume and flat history: the properties that make the loop durable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sqlmodel import col, select
+
+from mnemo.fakellm import Fault, Reply
+from mnemo.ids import new_id
+from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
+from tests.fixtures.mnemo import TEST_POLICY, Mnemo
+from workflows import names
+
+BLOCKS = [{"label": "persona", "value": "I am Sam."}, {"label": "human", "value": "Name: Ada"}]
+
+
+async def test_concurrent_sends_to_one_agent_run_one_at_a_time_in_order(mnemo: Mnemo) -> None:
+    agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+    mnemo.fake.set_policy("echo")
+    texts = [f"message {i}" for i in range(20)]
+    # Submitted concurrently; arrival order is whatever order the updates were accepted in.
+    runs = await asyncio.gather(*(mnemo.runs.send(agent.id, [{"role": "user", "content": t}]) for t in texts))
+    done = [await mnemo.runs.wait(r.id, timeout=120) for r in runs]
+    assert all(r.stop_reason == "end_turn" for r in done)
+    ctx = (await mnemo.context_texts(agent.id))[1:]
+    assert len(ctx) == 40
+    # Never interleaved: each user message is followed by the reply to that same message.
+    for (urole, utext), (arole, atext) in zip(ctx[::2], ctx[1::2], strict=True):
+        assert (urole, arole) == ("user", "assistant")
+        assert atext == f"echo: {utext}"
+    # And strictly one after another: no run started before the previous one finished.
+    async with mnemo.db.session() as s:
+        order = [m.run_id for m in (await s.exec(select(MessageRow).where(MessageRow.agent_id == agent.id, MessageRow.role == "assistant").order_by(col(MessageRow.seq)))).all()]
+        rows = {r.id: r for r in (await s.exec(select(RunRow).where(RunRow.agent_id == agent.id))).all()}
+        first_step = {st.run_id: st.created_at for st in (await s.exec(select(StepRow).where(StepRow.agent_id == agent.id, StepRow.step_index == 0))).all()}
+    for prev, nxt in zip(order, order[1:]):
+        assert rows[prev].completed_at is not None and rows[prev].completed_at <= first_step[nxt]
+    # Each model call saw exactly the conversation so far: no other run's message leaked in.
+    for i, request in enumerate(mnemo.fake.chat_requests):
+        users = [m["content"] for m in request["messages"] if m["role"] == "user"]
+        assert len(users) == i + 1
+
+
+async def test_failed_run_resumes_without_repeating_finished_steps(mnemo: Mnemo) -> None:
+    agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+    mnemo.fake.script(
+        Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes chess"}),
+        *[Fault.server_error(500) for _ in range(TEST_POLICY.llm_max_attempts)],
+    )
+    run = await mnemo.send(agent.id, "I like chess")
+    assert (run.status, run.stop_reason) == ("failed", "llm_api_error")
+    assert len(mnemo.fake.chat_requests) == 1 + TEST_POLICY.llm_max_attempts
+
+    mnemo.fake.script(Reply.text("Chess it is."))  # the provider is back
+    await mnemo.runs.resume(run.id)
+    resumed = await mnemo.runs.wait(run.id, timeout=60)
+    assert (resumed.status, resumed.stop_reason) == ("completed", "end_turn")
+    assert len(mnemo.fake.chat_requests) == 2 + TEST_POLICY.llm_max_attempts  # step 1 was not called again
+    msgs = await mnemo.messages(agent.id)
+    assert [m.role for m in msgs if m.run_id == run.id] == ["user", "assistant", "tool", "assistant"]
+    block_history = mnemo.fake.chat_requests[-1]["messages"][0]["content"]
+    assert block_history.count("Likes chess") == 1  # the edit was applied once
+    assert resumed.usage and resumed.usage["step_count"] == 2
+
+
+async def _seed_history(mnemo: Mnemo, agent_id: str, n: int) -> None:
+    async with mnemo.db.transaction() as s:
+        agent = await s.get(AgentRow, agent_id)
+        assert agent is not None
+        ids = []
+        for i in range(n):
+            mid = new_id("message")
+            role = "user" if i % 2 == 0 else "assistant"
+            s.add(MessageRow(id=mid, agent_id=agent_id, role=role, content=[{"type": "text", "text": f"old {role} message {i} " + "x" * 200}], text=f"old message {i}"))
+            ids.append(mid)
+        agent.message_ids = [*agent.message_ids, *ids]
+        s.add(agent)
+
+
+async def _history_bytes(mnemo: Mnemo, run_id: str) -> int:
+    history = await mnemo.client.get_workflow_handle(names.run_workflow_id(run_id)).fetch_history()
+    return sum(event.ByteSize() for event in history.events)
+
+
+async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo) -> None:
+    sizes = {}
+    for prior in (10, 2000):
+        agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+        await _seed_history(mnemo, agent.id, prior)
+        mnemo.fake.script(
+            Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes go"}), Reply.text("Noted.")
+        )
+        run = await mnemo.send(agent.id, "I like go")
+        assert run.stop_reason == "end_turn" and run.usage and run.usage["step_count"] == 2
+        sizes[prior] = await _history_bytes(mnemo, run.id) / 2
+    # Requests to the model grew a lot; Temporal history per step did not.
+    assert len(json.dumps(mnemo.fake.chat_requests[-1])) > 100 * 2000
+    assert abs(sizes[2000] - sizes[10]) <= 0.10 * sizes[10], sizes
+    assert sizes[2000] <= 3 * 1024, sizes
