@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.fake_llm",
     "tests.fixtures.mnemo",
+    "tests.fixtures.api_server",
 ]

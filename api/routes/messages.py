@@ -1,0 +1,105 @@
+"""Sending and listing an agent's messages (`/v1/agents/{id}/messages`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import Services, get_services, session
+from api.routes.agents import get_agent_row
+from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.store.tables import MessageRow, RunRow
+
+router = APIRouter(prefix="/agents", tags=["messages"])
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["message"] | None = "message"
+    role: Literal["user", "system", "assistant"] = "user"
+    content: str | list[dict[str, Any]]
+    name: str | None = None
+    otid: str | None = None
+    sender_id: str | None = None
+
+
+class LettaRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[MessageCreate] | None = None
+    input: str | list[dict[str, Any]] | None = None
+    max_steps: int = Field(default=50, ge=1, le=10_000)
+    include_return_message_types: list[str] | None = None
+    streaming: bool = False
+    stream_tokens: bool = False
+    background: bool = False
+
+    @model_validator(mode="after")
+    def _one_input(self) -> LettaRequest:
+        if (self.messages is None) == (self.input is None):
+            raise ValueError("Exactly one of `messages` or `input` must be given")
+        return self
+
+    def input_messages(self) -> list[dict[str, Any]]:
+        if self.input is not None:
+            return [{"role": "user", "content": self.input}]
+        return [m.model_dump(exclude_none=True, exclude={"type"}) for m in self.messages or []]
+
+
+async def run_messages(s: AsyncSession, run: RunRow, agent_type: str, types: list[str] | None) -> list[dict[str, Any]]:
+    rows = (
+        await s.exec(
+            select(MessageRow)
+            .where(MessageRow.run_id == run.id, col(MessageRow.step_id).is_not(None))
+            .order_by(col(MessageRow.seq))
+        )
+    ).all()
+    out = [m for r in rows if r.role != "user" for m in to_letta_messages(r, agent_type)]
+    return [m for m in out if types is None or m["message_type"] in types]
+
+
+@router.post("/{agent_id}/messages", summary="Send a message and wait for the agent's response")
+async def send_message(agent_id: str, body: LettaRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
+    if body.streaming or body.background:
+        raise HTTPException(501, "streaming responses are not supported yet; send with streaming=false")
+    async with services.db.session() as s:
+        agent = await get_agent_row(s, agent_id)
+    run = await services.runs.send(
+        agent_id, body.input_messages(), max_steps=body.max_steps, request_config={"stream_tokens": body.stream_tokens}
+    )
+    run = await services.runs.wait(run.id)
+    async with services.db.session() as s:
+        messages = await run_messages(s, run, agent.agent_type, body.include_return_message_types)
+    usage = run.usage or {"message_type": "usage_statistics", "step_count": 0}
+    return {
+        "messages": messages,
+        "stop_reason": {"message_type": "stop_reason", "stop_reason": run.stop_reason},
+        "usage": usage,
+    }
+
+
+@router.get("/{agent_id}/messages", summary="List an agent's messages")
+async def list_messages(
+    agent_id: str,
+    limit: int = Query(100, ge=1, le=1000),
+    order: str = Query("desc", pattern="^(asc|desc)$"),
+    after: str | None = None,
+    before: str | None = None,
+    s: AsyncSession = Depends(session),
+) -> list[dict[str, Any]]:
+    agent = await get_agent_row(s, agent_id)
+    stmt = select(MessageRow).where(MessageRow.agent_id == agent_id)
+    for cursor, newer in ((after, order == "asc"), (before, order != "asc")):
+        if cursor:
+            anchor = await s.get(MessageRow, cursor)
+            if anchor is None:
+                raise HTTPException(404, f"Message {cursor} not found")
+            stmt = stmt.where(col(MessageRow.seq) > anchor.seq if newer else col(MessageRow.seq) < anchor.seq)
+    seq = col(MessageRow.seq)
+    rows = (await s.exec(stmt.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit))).all()
+    return [m for r in rows for m in to_letta_messages(r, agent.agent_type)]
