@@ -139,5 +139,8 @@ class RunWorkflow:
 
 
 def _cause(err: ActivityError) -> str:
+    """`"<error type>: <message>"` of the activity's last failure (the type is e.g. llm_rate_limit)."""
     cause = err.cause
-    return str(cause.message if isinstance(cause, ApplicationError) else cause or err)
+    if isinstance(cause, ApplicationError):
+        return f"{cause.type}: {cause.message}" if cause.type else cause.message
+    return str(cause or err)

@@ -32,9 +32,23 @@ async def test_concurrent_sends_to_one_agent_run_one_at_a_time_in_order(mnemo: M
         assert atext == f"echo: {utext}"
     # And strictly one after another: no run started before the previous one finished.
     async with mnemo.db.session() as s:
-        order = [m.run_id for m in (await s.exec(select(MessageRow).where(MessageRow.agent_id == agent.id, MessageRow.role == "assistant").order_by(col(MessageRow.seq)))).all()]
+        order = [
+            m.run_id
+            for m in (
+                await s.exec(
+                    select(MessageRow)
+                    .where(MessageRow.agent_id == agent.id, MessageRow.role == "assistant")
+                    .order_by(col(MessageRow.seq))
+                )
+            ).all()
+        ]
         rows = {r.id: r for r in (await s.exec(select(RunRow).where(RunRow.agent_id == agent.id))).all()}
-        first_step = {st.run_id: st.created_at for st in (await s.exec(select(StepRow).where(StepRow.agent_id == agent.id, StepRow.step_index == 0))).all()}
+        first_step = {
+            st.run_id: st.created_at
+            for st in (
+                await s.exec(select(StepRow).where(StepRow.agent_id == agent.id, StepRow.step_index == 0))
+            ).all()
+        }
     for prev, nxt in zip(order, order[1:]):
         assert rows[prev].completed_at is not None and rows[prev].completed_at <= first_step[nxt]
     # Each model call saw exactly the conversation so far: no other run's message leaked in.
@@ -73,14 +87,24 @@ async def _seed_history(mnemo: Mnemo, agent_id: str, n: int) -> None:
         for i in range(n):
             mid = new_id("message")
             role = "user" if i % 2 == 0 else "assistant"
-            s.add(MessageRow(id=mid, agent_id=agent_id, role=role, content=[{"type": "text", "text": f"old {role} message {i} " + "x" * 200}], text=f"old message {i}"))
+            s.add(
+                MessageRow(
+                    id=mid,
+                    agent_id=agent_id,
+                    role=role,
+                    content=[{"type": "text", "text": f"old {role} message {i} " + "x" * 200}],
+                    text=f"old message {i}",
+                )
+            )
             ids.append(mid)
         agent.message_ids = [*agent.message_ids, *ids]
         s.add(agent)
 
 
 async def _history_bytes(mnemo: Mnemo, run_id: str) -> int:
-    history = await mnemo.client.get_workflow_handle(names.run_workflow_id(run_id)).fetch_history()
+    handle = mnemo.client.get_workflow_handle(names.run_workflow_id(run_id))
+    await handle.result()  # the run row is final before the workflow closes: wait for the whole history
+    history = await handle.fetch_history()
     return sum(event.ByteSize() for event in history.events)
 
 
@@ -90,7 +114,8 @@ async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo
         agent = await mnemo.create_agent(memory_blocks=BLOCKS)
         await _seed_history(mnemo, agent.id, prior)
         mnemo.fake.script(
-            Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes go"}), Reply.text("Noted.")
+            Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes go"}),
+            Reply.text("Noted."),
         )
         run = await mnemo.send(agent.id, "I like go")
         assert run.stop_reason == "end_turn" and run.usage and run.usage["step_count"] == 2
