@@ -86,11 +86,13 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, e.g.
 
 
 @runs_app.command("resume")
-def runs_resume(run_id: str) -> None:
+def runs_resume(
+    run_id: str, wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run to finish.")
+) -> None:
     """Resume a failed or interrupted run from its last persisted step."""
-    from mnemo.runs_cli import resume
+    from api.commands import resume
 
-    raise typer.Exit(resume(run_id))
+    raise typer.Exit(resume(run_id, wait=wait))
 
 
 def main() -> None:

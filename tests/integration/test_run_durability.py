@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
+from pathlib import Path
 
 from sqlmodel import col, select
 
@@ -68,7 +71,16 @@ async def test_failed_run_resumes_without_repeating_finished_steps(mnemo: Mnemo)
     assert len(mnemo.fake.chat_requests) == 1 + TEST_POLICY.llm_max_attempts
 
     mnemo.fake.script(Reply.text("Chess it is."))  # the provider is back
-    await mnemo.runs.resume(run.id)
+    # Resume through the CLI, as a user would: `mnemo runs resume RUN_ID` waits for the run to end.
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "mnemo"), "runs", "resume", run.id,
+        env={**os.environ, "DATABASE_URL": mnemo.db.url, "MNEMO_TASK_QUEUE": mnemo.task_queue,
+             "TEMPORAL_ADDRESS": mnemo.client.service_client.config.target_host},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, out.decode()
+    assert f"run {run.id}: completed (end_turn)" in out.decode()
     resumed = await mnemo.runs.wait(run.id, timeout=60)
     assert (resumed.status, resumed.stop_reason) == ("completed", "end_turn")
     assert len(mnemo.fake.chat_requests) == 2 + TEST_POLICY.llm_max_attempts  # step 1 was not called again
