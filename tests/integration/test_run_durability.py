@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from mnemo.fakellm import Fault, Reply
 from mnemo.ids import new_id
 from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
+from mnemo.schemas.runs import AgentWorkflowState
 from tests.fixtures.mnemo import TEST_POLICY, Mnemo
 from workflows import names
 
@@ -136,3 +137,49 @@ async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo
     assert len(json.dumps(mnemo.fake.chat_requests[-1])) > 100 * 2000
     assert abs(sizes[2000] - sizes[10]) <= 0.10 * sizes[10], sizes
     assert sizes[2000] <= 3 * 1024, sizes
+
+
+async def test_agent_workflow_continues_as_new_and_keeps_its_queue(mnemo: Mnemo) -> None:
+    agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+    mnemo.fake.set_policy("echo")
+    runs = await asyncio.gather(*(mnemo.runs.send(agent.id, [{"role": "user", "content": f"n{i}"}]) for i in range(12)))
+    done = [await mnemo.runs.wait(r.id, timeout=120) for r in runs]
+    assert all(r.stop_reason == "end_turn" for r in done)
+    handle = mnemo.client.get_workflow_handle(names.agent_workflow_id(agent.id))
+    executions = [e async for e in mnemo.client.list_workflows(f'WorkflowId = "{names.agent_workflow_id(agent.id)}"')]
+    assert len(executions) >= 2, "the suite's dev server suggests continue-as-new after a few runs"
+    # The database records a run's end a moment before its workflow closes: poll the query briefly.
+    for _ in range(100):
+        state = await handle.query(names.STATE_QUERY, result_type=AgentWorkflowState)
+        if state.current_run_id is None:
+            break
+        await asyncio.sleep(0.05)
+    assert state.runs_processed == 12 and state.queued_run_ids == [] and state.current_run_id is None
+    ctx = (await mnemo.context_texts(agent.id))[1:]
+    assert [t for _, t in ctx[1::2]] == [f"echo: {t}" for _, t in ctx[::2]]
+
+
+async def test_cancel_running_and_queued_runs(mnemo: Mnemo) -> None:
+    agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+    mnemo.fake.script(
+        Reply.tool_call("conversation_search", {"query": "x"}, delay=1.5),
+        Reply.text("never sent"),
+    )
+    first = await mnemo.runs.send(agent.id, [{"role": "user", "content": "slow"}])
+    second = await mnemo.runs.send(agent.id, [{"role": "user", "content": "queued"}])
+    handle = mnemo.client.get_workflow_handle(names.agent_workflow_id(agent.id))
+    for _ in range(100):  # wait until the first run's model call is in flight
+        if mnemo.fake.chat_requests:
+            break
+        await asyncio.sleep(0.05)
+    state = await handle.query(names.STATE_QUERY, result_type=AgentWorkflowState)
+    assert state.current_run_id == first.id and state.queued_run_ids == [second.id]
+    await mnemo.runs.cancel(agent.id)
+    r1, r2 = await mnemo.runs.wait(first.id, timeout=60), await mnemo.runs.wait(second.id, timeout=60)
+    assert (r1.status, r1.stop_reason) == ("cancelled", "cancelled")
+    assert (r2.status, r2.stop_reason) == ("cancelled", "cancelled")
+    # The step in flight finished (with its tool call) and nothing ran after the cancel.
+    assert len(mnemo.fake.chat_requests) == 1
+    roles = [m.role for m in await mnemo.messages(agent.id) if m.run_id == first.id]
+    assert roles == ["user", "assistant", "tool"]
+    assert not [m for m in await mnemo.messages(agent.id) if m.run_id == second.id and m.role == "assistant"]
