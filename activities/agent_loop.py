@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -40,6 +42,17 @@ async def heartbeating() -> AsyncIterator[None]:
         yield
     finally:
         task.cancel()
+
+
+@contextlib.contextmanager
+def database_errors_retryable() -> Iterator[None]:
+    """A lost database connection becomes a short, retryable failure that says so. Raised `from None`:
+    the driver's chained tracebacks would exceed Temporal's failure size limit and hide the cause."""
+    try:
+        yield
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, psycopg.OperationalError) as exc:
+        first_line = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+        raise ApplicationError(f"database unavailable: {first_line}", type="DatabaseUnavailable") from None
 
 
 def _llm_failure(err: LLMError) -> ApplicationError:
@@ -77,21 +90,25 @@ class AgentLoopActivities:
 
     @activity.defn(name="runs.start")
     async def runs_start(self, inp: RunInput) -> ResumePoint:
-        return await start_run(self.db, inp)
+        with database_errors_retryable():
+            return await start_run(self.db, inp)
 
     @activity.defn(name="runs.finish")
     async def runs_finish(self, inp: FinishInput) -> None:
-        await finish_run(self.db, inp)
+        with database_errors_retryable():
+            await finish_run(self.db, inp)
 
     @activity.defn(name="llm.step")
     async def llm_step(self, inp: StepInput) -> StepOutcome:
         async with heartbeating():
-            try:
-                return await run_step(self.db, inp, on_delta_factory=self._delta_sink)
-            except LLMError as err:
-                raise _llm_failure(err) from err
+            with database_errors_retryable():
+                try:
+                    return await run_step(self.db, inp, on_delta_factory=self._delta_sink)
+                except LLMError as err:
+                    raise _llm_failure(err) from err
 
     @activity.defn(name="tools.execute")
     async def tools_execute(self, inp: ToolInput) -> ToolOutcome:
         async with heartbeating():
-            return await execute_tool(self.db, inp, self.extra_tools)
+            with database_errors_retryable():
+                return await execute_tool(self.db, inp, self.extra_tools)

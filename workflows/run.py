@@ -31,6 +31,7 @@ HEARTBEAT_REASON = (
     "Function called using request_heartbeat=true, returning control"
 )
 SHORT = timedelta(seconds=30)
+DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)
@@ -77,7 +78,9 @@ class RunWorkflow:
             try:
                 outcome = await self._llm_step(inp, step, heartbeat)
             except ActivityError as err:
-                return "llm_api_error", _cause(err), step
+                cause = _cause(err)
+                # Only a model provider's failure is an llm_api_error; ours (e.g. the database) is not.
+                return ("error" if cause.startswith(DATABASE_UNAVAILABLE) else "llm_api_error"), cause, step
             heartbeat = None
             last = step + 1 >= inp.max_steps
             if not outcome.tool_calls:
@@ -115,6 +118,7 @@ class RunWorkflow:
             StepInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, heartbeat_reason=heartbeat),
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
+            schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
             heartbeat_timeout=timedelta(seconds=policy.llm_heartbeat_s),
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
@@ -133,6 +137,7 @@ class RunWorkflow:
             ),
             result_type=ToolOutcome,
             start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
+            heartbeat_timeout=timedelta(seconds=policy.tool_heartbeat_s),
             retry_policy=RetryPolicy(maximum_attempts=policy.tool_max_attempts),
             summary=f"step {step + 1}: tool {name}",
         )

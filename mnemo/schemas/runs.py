@@ -40,11 +40,14 @@ class RunPolicy(BaseModel):
     configuration themselves)."""
 
     llm_start_to_close_s: float = 600.0
-    llm_heartbeat_s: float = 60.0
-    llm_max_attempts: int = 10  # 0 = unlimited
+    llm_heartbeat_s: float = 30.0
+    llm_max_attempts: int = 0  # 0 = unlimited within the retry budget
+    # All attempts of one step (provider outages and database outages alike) must fit in this.
+    llm_retry_budget_s: float = 900.0
     llm_initial_interval_s: float = 1.0
     llm_max_interval_s: float = 30.0
     tool_start_to_close_s: float = 300.0
+    tool_heartbeat_s: float = 30.0
     tool_max_attempts: int = 5
 
 
