@@ -27,7 +27,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
-        title="Mnemo", version=mnemo.__version__, description="Letta-compatible agent server", lifespan=_lifespan
+        title="Mnemo",
+        version=mnemo.__version__,
+        description="Letta-compatible agent server",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     for prefix, in_schema in PREFIXES:

@@ -22,7 +22,10 @@ def workflows() -> Sequence[type]:
 
 
 async def activities(
-    settings: Settings, *, extra_tools: dict[str, InProcessTool] | None = None, database_url: str | None = None
+    settings: Settings,
+    *,
+    extra_tools: dict[str, InProcessTool] | None = None,
+    database_url: str | None = None,
 ) -> tuple[Sequence[Callable[..., Any]], Callable[[], Any]]:
     """The activity callables and an async closer that releases what they hold (pools, clients)."""
     from activities.agent_loop import AgentLoopActivities
