@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8283, alias="MNEMO_API_PORT")
     temporal_port: int = Field(default=7233, alias="MNEMO_TEMPORAL_PORT")
     temporal_ui_port: int = Field(default=8233, alias="MNEMO_TEMPORAL_UI_PORT")
+    # Where `make run` starts the scripted fake LLM when no provider key is set.
+    fake_llm_port: int = Field(default=8299, alias="MNEMO_FAKE_LLM_PORT")
 
     # When set, every route but health needs `Authorization: Bearer <key>`.
     api_key: SecretStr | None = Field(default=None, alias="MNEMO_API_KEY")

@@ -200,7 +200,7 @@ def down() -> int:
     settings = get_settings()
     home = settings.home
     found = False
-    for name in reversed(ORDER):
+    for name in (*launch.EXTRAS, *reversed(ORDER)):
         record = read_record(home, name)
         live = record if record is not None and is_ours(record) else None
         if live is None and name == "postgres":
@@ -256,4 +256,8 @@ def status() -> int:
         else:
             _line(name, "stopped")
             all_up = False
+    for name in launch.EXTRAS:  # optional: shown only while running
+        record = live_record(home, name)
+        if record is not None:
+            _line(name, "running", record.pid, record.address)
     return 0 if all_up else EXIT_NOT_RUNNING

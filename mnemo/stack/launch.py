@@ -32,11 +32,14 @@ from mnemo.stack.processes import (
 
 # Start order; `down` and rollbacks go in reverse.
 ORDER: tuple[str, ...] = ("temporal", "postgres", "worker", "api")
+# Started on request (the demo's fake LLM); `down` stops them first.
+EXTRAS: tuple[str, ...] = ("fake-llm",)
 LABELS = {
     "temporal": "Temporal dev server",
     "postgres": "Postgres (embedded)",
     "worker": "worker",
     "api": "API",
+    "fake-llm": "fake LLM",
 }
 READY_TIMEOUT_S = 60.0
 # Key of the Temporal UI's URL in the temporal PID record (the UI port may differ from today's env).
@@ -221,6 +224,23 @@ def spawn_api(settings: Settings, env: dict[str, str]) -> Pending:
 
 def start_api(settings: Settings, env: dict[str, str]) -> Started:
     return wait_ready(spawn_api(settings, env), settings)
+
+
+def start_fake_llm(settings: Settings) -> Started:
+    """The scripted fake LLM as a stack component, so `mnemo down` stops it with the rest."""
+    port = settings.fake_llm_port
+    if port_in_use("127.0.0.1", port):
+        raise StackError(f"port {port} is in use by another process; stop it to run the fake LLM there")
+    url = f"http://127.0.0.1:{port}/v1"
+    pending = _spawn(
+        "fake-llm",
+        _mnemo("fake-llm", "--port", str(port)),
+        settings,
+        dict(os.environ),
+        address=url,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/v1/models"),
+    )
+    return wait_ready(pending, settings)
 
 
 def stop_component(record: PidRecord, settings: Settings) -> bool:

@@ -292,3 +292,26 @@ def test_foreground_up_stops_what_it_started_on_ctrl_c(tmp_path: Path) -> None:
         assert _gone(pid), output
     assert stack.our_processes() == []
     assert stack.records() == {}
+
+
+def test_make_run_demo_converses_then_down_leaves_nothing(tmp_path: Path) -> None:
+    """What `make run` does on a fresh machine without a provider key: the demo over the real stack."""
+    demo = Stack(home=tmp_path / "home")
+    env = {k: v for k, v in demo.env.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env["MNEMO_FAKE_LLM_PORT"] = str(_free_port())
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "mnemo.demo"], env=env, cwd=demo.home.parent,
+            capture_output=True, text=True, timeout=300,
+        )
+        out = result.stdout
+        assert result.returncode == 0, out + result.stderr
+        assert "using Mnemo's scripted fake LLM" in out
+        assert "user: Hi! I'm Ada" in out and "agent: Nice to meet you, Ada!" in out
+        assert "memory block now reads" in out and "Loves hiking in the Alps" in out
+        assert "Temporal UI:" in out and "make stop" in out
+        assert set(demo.records()) == {*COMPONENTS, "fake-llm"}
+    finally:
+        down = subprocess.run([MNEMO, "down"], env=env, cwd=demo.home.parent, capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert demo.our_processes() == []
