@@ -17,10 +17,12 @@ from temporalio.exceptions import ApplicationError
 from mnemo.llm.client import Delta
 from mnemo.llm.errors import ContextWindowExceeded, LLMError
 from mnemo.runtime import events
-from mnemo.runtime.runs import finish_run, start_run
+from mnemo.runtime.runs import finish_run, send_callback, start_run
+from mnemo.runtime.context import assistant_message_id, step_id
+from mnemo.runtime.letta_messages import partial_message
 from mnemo.runtime.step import run_step
 from mnemo.runtime.tools import InProcessTool, execute_tool
-from mnemo.schemas.runs import FinishInput, ResumePoint, RunInput, StepInput, StepOutcome, ToolInput, ToolOutcome
+from mnemo.schemas.runs import CallbackInput, FinishInput, FinishOutcome, ResumePoint, RunInput, StepInput, StepOutcome, ToolInput, ToolOutcome
 from mnemo.store.db import Database
 
 DELTA_FLUSH_S = 0.05
@@ -71,20 +73,28 @@ class AgentLoopActivities:
         self.db = db
         self.extra_tools = extra_tools if extra_tools is not None else {}
 
-    def _delta_sink(self, run_id: str) -> Callable[[Delta], Awaitable[None]]:
+    def _delta_sink(self, inp: StepInput, agent_type: str) -> Callable[[Delta], Awaitable[None]]:
+        """Token deltas as partial Letta messages in the event log, batched so a token is not a commit."""
         attempt = activity.info().attempt
+        mid = assistant_message_id(inp.run_id, inp.step_index)
+        base = {"id": mid, "run_id": inp.run_id, "step_id": step_id(inp.run_id, inp.step_index)}
         pending: list[dict[str, Any]] = []
         last = time.monotonic()
 
-        async def on_delta(delta: Delta) -> None:
+        async def flush() -> None:
             nonlocal last
-            pending.append({"message_type": "delta", "attempt": attempt, **delta.model_dump(exclude_none=True)})
-            if time.monotonic() - last >= DELTA_FLUSH_S:
-                batch = pending[:]
-                pending.clear()
-                last = time.monotonic()
+            batch = pending[:]
+            pending.clear()
+            last = time.monotonic()
+            if batch:
                 async with self.db.transaction() as s:
-                    await events.append(s, run_id, batch)
+                    await events.append(s, inp.run_id, batch)
+
+        async def on_delta(delta: Delta | None) -> None:
+            if delta is not None:
+                pending.append({**base, **partial_message(delta, agent_type), "delta": True, "attempt": attempt})
+            if delta is None or time.monotonic() - last >= DELTA_FLUSH_S:
+                await flush()
 
         return on_delta
 
@@ -94,9 +104,17 @@ class AgentLoopActivities:
             return await start_run(self.db, inp)
 
     @activity.defn(name="runs.finish")
-    async def runs_finish(self, inp: FinishInput) -> None:
+    async def runs_finish(self, inp: FinishInput) -> FinishOutcome:
         with database_errors_retryable():
-            await finish_run(self.db, inp)
+            return await finish_run(self.db, inp)
+
+    @activity.defn(name="runs.callback")
+    async def runs_callback(self, inp: CallbackInput) -> None:
+        with database_errors_retryable():
+            try:
+                await send_callback(self.db, inp.run_id, final_attempt=activity.info().attempt >= inp.max_attempts)
+            except RuntimeError as exc:
+                raise ApplicationError(str(exc), type="CallbackFailed") from None
 
     @activity.defn(name="llm.step")
     async def llm_step(self, inp: StepInput) -> StepOutcome:

@@ -9,6 +9,7 @@ STATE_QUERY = "state"
 
 RUNS_START = "runs.start"
 RUNS_FINISH = "runs.finish"
+RUNS_CALLBACK = "runs.callback"
 LLM_STEP = "llm.step"
 TOOLS_EXECUTE = "tools.execute"
 

@@ -12,8 +12,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from mnemo import search_attributes as sa
     from mnemo.schemas.runs import (
+        CallbackInput,
         CancelRuns,
         FinishInput,
+        FinishOutcome,
         ResumePoint,
         RunInput,
         RunResult,
@@ -53,16 +55,30 @@ class RunWorkflow:
             summary="resume run" if inp.resume else "start run",
         )
         stop_reason, error, steps = await self._loop(inp, start.first_step)
-        await workflow.execute_local_activity(
+        finished: FinishOutcome = await workflow.execute_local_activity(
             names.RUNS_FINISH,
             FinishInput(
                 run_id=inp.run_id, agent_id=inp.agent_id, stop_reason=stop_reason, steps=steps, error=error
             ),
+            result_type=FinishOutcome,
             start_to_close_timeout=SHORT,
             summary=f"finish: {stop_reason}",
         )
         status = run_status_for(stop_reason)
         workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status)])
+        if finished.callback_url:
+            callback = CallbackInput(run_id=inp.run_id)
+            await workflow.execute_activity(
+                names.RUNS_CALLBACK,
+                callback,
+                start_to_close_timeout=timedelta(seconds=15),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=1),
+                    maximum_interval=timedelta(minutes=1),
+                    maximum_attempts=callback.max_attempts,
+                ),
+                summary=f"POST callback {finished.callback_url}",
+            )
         if status == "failed":
             # Failing the workflow makes failed runs stand out in the UI; the run is already recorded.
             raise ApplicationError(f"run {inp.run_id} stopped: {stop_reason}: {error}", non_retryable=True)

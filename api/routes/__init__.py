@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import agents, health, messages
+from api.routes import agents, health, messages, streams
 
-ROUTERS: list[APIRouter] = [health.router, agents.router, messages.router]
+ROUTERS: list[APIRouter] = [health.router, agents.router, messages.router, streams.router]
 
 # Paths (relative to a prefix) served without an API key.
 OPEN_PATHS: tuple[str, ...] = health.OPEN_PATHS

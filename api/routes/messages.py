@@ -9,10 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from fastapi import Response
+
+from api import serializers
 from api.deps import Services, get_services, session
 from api.routes.agents import get_agent_row
+from api.streaming import sse_response, tail
 from mnemo.runtime.letta_messages import to_letta_messages
-from mnemo.store.tables import MessageRow, RunRow
+from mnemo.store.tables import AgentRow, MessageRow, RunRow
 
 router = APIRouter(prefix="/agents", tags=["messages"])
 
@@ -63,15 +67,50 @@ async def run_messages(s: AsyncSession, run: RunRow, agent_type: str, types: lis
     return [m for m in out if types is None or m["message_type"] in types]
 
 
-@router.post("/{agent_id}/messages", summary="Send a message and wait for the agent's response")
-async def send_message(agent_id: str, body: LettaRequest, services: Services = Depends(get_services)) -> dict[str, Any]:
-    if body.streaming or body.background:
-        raise HTTPException(501, "streaming responses are not supported yet; send with streaming=false")
+class LettaStreamingRequest(LettaRequest):
+    include_pings: bool = True
+
+
+class LettaAsyncRequest(LettaRequest):
+    callback_url: str | None = None
+
+
+def _check_streaming_options(body: LettaStreamingRequest) -> None:
+    if not body.streaming and (body.stream_tokens or body.background or body.include_pings is False):
+        raise HTTPException(422, "Streaming options set without streaming enabled")
+
+
+async def _start(services: Services, agent_id: str, body: LettaRequest, **extra: Any) -> tuple[AgentRow, RunRow]:
     async with services.db.session() as s:
         agent = await get_agent_row(s, agent_id)
     run = await services.runs.send(
-        agent_id, body.input_messages(), max_steps=body.max_steps, request_config={"stream_tokens": body.stream_tokens}
+        agent_id,
+        body.input_messages(),
+        max_steps=body.max_steps,
+        request_config={
+            "stream_tokens": body.stream_tokens,
+            "include_return_message_types": body.include_return_message_types,
+        },
+        **extra,
     )
+    return agent, run
+
+
+def _stream(services: Services, run: RunRow, body: LettaStreamingRequest) -> Response:
+    types = set(body.include_return_message_types) if body.include_return_message_types else None
+    return sse_response(
+        tail(services.runs, run.id, stream_tokens=body.stream_tokens, include_pings=body.include_pings, types=types)
+    )
+
+
+@router.post("/{agent_id}/messages", summary="Send a message; wait for the response, or stream it with streaming=true")
+async def send_message(
+    agent_id: str, body: LettaStreamingRequest, services: Services = Depends(get_services)
+) -> Any:
+    _check_streaming_options(body)
+    agent, run = await _start(services, agent_id, body, background=body.background)
+    if body.streaming:
+        return _stream(services, run, body)
     run = await services.runs.wait(run.id)
     async with services.db.session() as s:
         messages = await run_messages(s, run, agent.agent_type, body.include_return_message_types)
@@ -81,6 +120,40 @@ async def send_message(agent_id: str, body: LettaRequest, services: Services = D
         "stop_reason": {"message_type": "stop_reason", "stop_reason": run.stop_reason},
         "usage": usage,
     }
+
+
+@router.post("/{agent_id}/messages/stream", summary="Send a message and stream the response (SSE)")
+async def send_message_streaming(
+    agent_id: str, body: LettaStreamingRequest, services: Services = Depends(get_services)
+) -> Response:
+    body.streaming = True
+    _, run = await _start(services, agent_id, body, background=body.background)
+    return _stream(services, run, body)
+
+
+@router.post("/{agent_id}/messages/async", summary="Start a run in the background; returns the Run")
+async def send_message_async(
+    agent_id: str, body: LettaAsyncRequest, services: Services = Depends(get_services)
+) -> dict[str, Any]:
+    _, run = await _start(services, agent_id, body, background=True, callback_url=body.callback_url)
+    return serializers.run(run)
+
+
+class CancelRequest(BaseModel):
+    run_ids: list[str] | None = None
+
+
+@router.post("/{agent_id}/messages/cancel", summary="Cancel an agent's queued and running runs")
+async def cancel(agent_id: str, body: CancelRequest | None = None, services: Services = Depends(get_services)) -> dict[str, str]:
+    async with services.db.session() as s:
+        await get_agent_row(s, agent_id)
+        stmt = select(RunRow.id).where(RunRow.agent_id == agent_id, col(RunRow.status).in_(("created", "running")))
+        if body and body.run_ids is not None:
+            stmt = stmt.where(col(RunRow.id).in_(body.run_ids))
+        active = list((await s.exec(stmt)).all())
+    if active:
+        await services.runs.cancel(agent_id, active)
+    return {run_id: "cancelled" for run_id in active}
 
 
 @router.get("/{agent_id}/messages", summary="List an agent's messages")

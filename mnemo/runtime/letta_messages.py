@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mnemo.llm.client import Delta
 from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
 from mnemo.store.tables import MessageRow
 
@@ -101,3 +102,14 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
             continue
         out.append(_base(row, "tool_call_message", len(out)) | {"tool_call": tc, "tool_calls": [tc]})
     return out
+
+
+def partial_message(delta: Delta, agent_type: str) -> dict[str, Any]:
+    """A streamed token delta as the partial Letta message `stream_tokens=true` clients expect."""
+    if delta.kind == "tool_call":
+        call = {"name": delta.tool_name, "arguments": delta.arguments_delta, "tool_call_id": delta.tool_call_id}
+        call = {k: v for k, v in call.items() if v is not None}
+        return {"message_type": "tool_call_message", "tool_call": call, "tool_calls": call}
+    if delta.kind == "reasoning" or agent_type in HEARTBEAT_AGENT_TYPES:
+        return {"message_type": "reasoning_message", "reasoning": delta.text or "", "source": "non_reasoner_model"}
+    return {"message_type": "assistant_message", "content": delta.text or ""}

@@ -13,7 +13,7 @@ from mnemo.ids import new_id
 from mnemo.runtime import events
 from mnemo.runtime.context import load_agent
 from mnemo.runtime.step import append_to_context
-from mnemo.schemas.runs import FinishInput, ResumePoint, RunInput, run_status_for
+from mnemo.schemas.runs import FinishInput, FinishOutcome, ResumePoint, RunInput, run_status_for
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 
@@ -102,14 +102,14 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
     return ResumePoint(run_id=inp.run_id, first_step=int(last_ok) if last_ok is not None else 0)
 
 
-async def finish_run(db: Database, inp: FinishInput) -> None:
+async def finish_run(db: Database, inp: FinishInput) -> FinishOutcome:
     status = run_status_for(inp.stop_reason)
     async with db.transaction() as s:
         run = (await s.exec(select(RunRow).where(RunRow.id == inp.run_id).with_for_update())).one_or_none()
         if run is None:
             raise LookupError(f"run {inp.run_id} not found")
         if run.status == status and run.stop_reason == inp.stop_reason:
-            return  # a retried finish
+            return FinishOutcome(callback_url=run.callback_url)  # a retried finish
         totals = (
             await s.exec(
                 select(
@@ -153,6 +153,43 @@ async def finish_run(db: Database, inp: FinishInput) -> None:
             )
         tail += [{"message_type": "stop_reason", "stop_reason": inp.stop_reason}, usage]
         await events.append(s, run.id, tail)
+        return FinishOutcome(callback_url=run.callback_url)
+
+
+async def send_callback(db: Database, run_id: str, *, final_attempt: bool) -> None:
+    """POST `{run_id, status, completed_at, metadata}` to the run's callback_url (Letta's payload) and
+    record the outcome. Raises on failure so Temporal retries, except on the final attempt."""
+    import httpx
+
+    async with db.session() as s:
+        run = await s.get(RunRow, run_id)
+    if run is None or not run.callback_url:
+        return
+    payload = {
+        "run_id": run.id,
+        "status": run.status,
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+        "metadata": run.metadata_ or {},
+    }
+    code: int | None = None
+    error: str | None = None
+    try:
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            response = await http.post(run.callback_url, json=payload)
+        code = response.status_code
+        if response.status_code >= 300:
+            error = f"callback answered HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        error = f"callback failed: {type(exc).__name__}: {exc}"
+    async with db.transaction() as s:
+        row = await s.get(RunRow, run_id)
+        if row is not None:
+            row.callback_sent_at = datetime.now(UTC)
+            row.callback_status_code = code
+            row.callback_error = error
+            s.add(row)
+    if error and not final_attempt:
+        raise RuntimeError(error)
 
 
 def _error_type(stop_reason: str) -> str:

@@ -28,7 +28,7 @@ from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 
-OnDelta = Callable[[Delta], Awaitable[None]]
+OnDelta = Callable[[Delta | None], Awaitable[None]]  # None = flush
 
 
 async def append_to_context(session: Any, agent_id: str, message_ids: list[str]) -> None:
@@ -49,7 +49,9 @@ async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | 
     return None
 
 
-async def run_step(db: Database, inp: StepInput, *, on_delta_factory: Callable[[str], OnDelta] | None = None) -> StepOutcome:
+async def run_step(
+    db: Database, inp: StepInput, *, on_delta_factory: Callable[[StepInput, str], OnDelta] | None = None
+) -> StepOutcome:
     done = await finished_step(db, inp.run_id, inp.step_index)
     if done is not None:
         return done  # a retry after the step committed: never call the model or write twice
@@ -79,7 +81,7 @@ async def run_step(db: Database, inp: StepInput, *, on_delta_factory: Callable[[
         run = await s.get(RunRow, inp.run_id)
     config = LLMConfig.model_validate(ctx.agent.llm_config or {})
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
-    on_delta = on_delta_factory(inp.run_id) if (stream_tokens and on_delta_factory) else None
+    on_delta = on_delta_factory(inp, ctx.agent.agent_type) if (stream_tokens and on_delta_factory) else None
     tools = ctx.tool_schemas()
     result = await complete(
         config,
@@ -89,6 +91,8 @@ async def run_step(db: Database, inp: StepInput, *, on_delta_factory: Callable[[
         on_delta=on_delta,
         parallel_tool_calls=False if (tools and ctx.agent.tool_rules) else None,
     )
+    if on_delta is not None:
+        await on_delta(None)  # flush what is still batched before the step commits
     return await _persist(db, inp, ctx, config, result)
 
 

@@ -158,3 +158,12 @@ class FinishInput(BaseModel):
     stop_reason: str
     steps: int
     error: str | None = None
+
+
+class FinishOutcome(BaseModel):
+    callback_url: str | None = None  # set when the run asked to be POSTed to at its end
+
+
+class CallbackInput(BaseModel):
+    run_id: str
+    max_attempts: int = 8

@@ -1,0 +1,98 @@
+"""SSE streams of a run, read from its durable event log (Postgres) and woken by LISTEN/NOTIFY.
+
+Any run's stream can be (re)read from any `seq_id`, by any API process, for as long as the run exists:
+`POST /v1/runs/{id}/stream {starting_after}`. The wire format is Letta's: `data: {json}` per message, then
+`stop_reason`, `usage_statistics` and `data: [DONE]`; a failure is sent as `event: error`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+
+from api.runs import RunService
+from mnemo.runtime import events
+from mnemo.runtime.runs import TERMINAL_STATUSES
+from mnemo.store.tables import RunRow
+
+PING_INTERVAL_S = 20.0  # Letta's keepalive_interval
+BATCH = 500
+# Types a token-streaming client already received as deltas.
+STREAMED_AS_DELTAS = frozenset({"assistant_message", "reasoning_message", "tool_call_message"})
+INTERNAL = frozenset({"tool_execution_started"})
+PRIVATE_KEYS = ("delta", "attempt")
+
+
+def _sse(data: str, event: str | None = None) -> ServerSentEvent:
+    # Letta terminates lines with "\n" (sse-starlette's default is "\r\n").
+    return ServerSentEvent(data=data, event=event, sep="\n")
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in PRIVATE_KEYS}
+
+
+def wanted(event: dict[str, Any], *, stream_tokens: bool, types: set[str] | None) -> bool:
+    kind = event.get("message_type")
+    if kind in INTERNAL:
+        return False
+    if event.get("delta"):
+        return stream_tokens
+    if stream_tokens and kind in STREAMED_AS_DELTAS:
+        return False
+    if types is not None and kind not in types and kind not in ("stop_reason", "usage_statistics", "error_message"):
+        return False
+    return True
+
+
+async def tail(
+    service: RunService,
+    run_id: str,
+    *,
+    starting_after: int = 0,
+    stream_tokens: bool = False,
+    include_pings: bool = True,
+    types: set[str] | None = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Every event of the run after `starting_after`, as it is written, until the run's stream ends."""
+    cursor = starting_after
+    last_sent = time.monotonic()
+    with service.waiter.subscribe(run_id) as woken:
+        while True:
+            async with service.db.session() as s:
+                batch = await events.read(s, run_id, cursor, BATCH)
+                run = await s.get(RunRow, run_id) if not batch else None
+            for event in batch:
+                cursor = int(event.get("seq_id", cursor + 1))
+                if not wanted(event, stream_tokens=stream_tokens, types=types):
+                    continue
+                data = json.dumps(_public(event), ensure_ascii=False)
+                if event.get("message_type") == "error_message":
+                    yield _sse(data, "error")
+                else:
+                    yield _sse(data)
+                last_sent = time.monotonic()
+                if event.get("message_type") == "usage_statistics":
+                    yield _sse("[DONE]")
+                    return
+            if batch:
+                continue
+            if run is None:
+                return
+            if run.status in TERMINAL_STATUSES and run.usage is not None:
+                # Finished, and its closing events were read above (or are older than the cursor).
+                yield _sse("[DONE]")
+                return
+            await service.waiter.wait_event(woken)
+            if include_pings and time.monotonic() - last_sent >= PING_INTERVAL_S:
+                yield _sse(json.dumps({"message_type": "ping"}))
+                last_sent = time.monotonic()
+
+
+def sse_response(stream: AsyncIterator[ServerSentEvent]) -> EventSourceResponse:
+    # Pings are Letta `ping` messages sent by `tail`; sse-starlette's comment pings are turned off.
+    return EventSourceResponse(stream, ping=10**9, sep="\n", headers={"X-Accel-Buffering": "no"})
