@@ -30,7 +30,11 @@ DELTA_FLUSH_S = 0.05
 
 @contextlib.asynccontextmanager
 async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat for the whole activity, so a dead worker is noticed within the heartbeat timeout."""
+    """Heartbeat for the whole activity, so a dead worker is noticed within the heartbeat timeout.
+    Local activities cannot heartbeat: their workflow task's timeout plays that part."""
+    if activity.info().is_local:
+        yield
+        return
     timeout = activity.info().heartbeat_timeout
     interval = max(0.2, timeout.total_seconds() / 3) if timeout else 5.0
 

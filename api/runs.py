@@ -9,6 +9,10 @@ from typing import Any
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
+from sqlalchemy import func as sa_func
+from sqlalchemy import update as sa_update
+from sqlmodel import col
+
 from api.run_waiter import RunWaiter
 from mnemo import search_attributes as sa
 from mnemo.runtime.runs import TERMINAL_STATUSES, create_run
@@ -113,6 +117,17 @@ class RunService:
         return desc.status == WorkflowExecutionStatus.RUNNING
 
     async def cancel(self, agent_id: str, run_ids: list[str] | None = None) -> None:
+        """Cancel queued and running runs (all of the agent's when `run_ids` is None). A running run
+        stops before its next step: the flag in Postgres is seen at once, the signal drops queued runs."""
+        async with self.db.transaction() as s:
+            stmt = (
+                sa_update(RunRow)
+                .where(col(RunRow.agent_id) == agent_id, col(RunRow.status).in_(("created", "running")))
+                .values(cancel_requested_at=sa_func.now())
+            )
+            if run_ids is not None:
+                stmt = stmt.where(col(RunRow.id).in_(run_ids))
+            await s.execute(stmt)
         handle = self.client.get_workflow_handle(names.agent_workflow_id(agent_id))
         await handle.signal(names.CANCEL_SIGNAL, CancelRuns(run_ids=run_ids))
 

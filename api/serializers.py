@@ -1,11 +1,11 @@
-"""Rows as Letta wire objects (`AgentState`, `Block`, `Tool`, `Run`)."""
+"""Rows as Letta wire objects (`AgentState`, `Block`, `Tool`, `Run`, `Passage`, `Step`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from mnemo.store.tables import AgentRow, BlockRow, RunRow, ToolRow
+from mnemo.store.tables import AgentRow, BlockRow, PassageRow, RunRow, StepRow, ToolRow
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -127,4 +127,53 @@ def run(row: RunRow) -> dict[str, Any]:
         "callback_error": row.callback_error,
         "ttft_ns": row.ttft_ns,
         "total_duration_ns": row.total_duration_ns,
+    }
+
+
+def passage(row: PassageRow) -> dict[str, Any]:
+    # The vector itself is left out: clients never use it and it is the bulk of the row.
+    return {
+        "id": row.id,
+        "text": row.text,
+        "archive_id": row.archive_id,
+        "embedding": None,
+        "embedding_config": row.embedding_config,
+        "tags": list(row.tags),
+        "metadata": row.metadata_ or {},
+        "source_id": None,
+        "file_id": None,
+        "file_name": None,
+        "is_deleted": False,
+        "created_at": _ts(row.created_at),
+        "updated_at": _ts(row.updated_at),
+        "created_by_id": None,
+        "last_updated_by_id": None,
+    }
+
+
+def step(row: StepRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "run_id": row.run_id,
+        "agent_id": row.agent_id,
+        "status": row.status,
+        "provider_name": row.provider_name,
+        "model": row.model,
+        "model_handle": row.model_handle,
+        "model_endpoint": None,
+        "context_window_limit": row.context_window_limit,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "total_tokens": row.total_tokens,
+        "stop_reason": row.stop_reason,
+        "error_type": row.error_type,
+        "error_data": row.error_data,
+        "messages": [],
+        "tags": [],
+        "origin": None,
+        "project_id": None,
+        "trace_id": None,
+        "feedback": None,
+        "created_at": _ts(row.created_at),
+        "completed_at": _ts(row.completed_at),
     }

@@ -65,6 +65,8 @@ class AgentWorkflow:
                 id=names.run_workflow_id(submitted.run_id),
                 task_queue=workflow.info().task_queue,
                 static_summary=f"run {submitted.run_id}" + (" (resumed)" if submitted.resume else ""),
+                # With local activities, this is how soon another worker takes over from a dead one.
+                task_timeout=timedelta(seconds=submitted.policy.workflow_task_timeout_s),
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(sa.AGENT_ID, self._agent_id),

@@ -34,6 +34,9 @@ HEARTBEAT_REASON = (
 )
 SHORT = timedelta(seconds=30)
 DATABASE_UNAVAILABLE = "DatabaseUnavailable"
+# A regular activity's failure arrives as ActivityError; a local activity's final failure can arrive as
+# the activity's own ApplicationError.
+ACTIVITY_FAILURES = (ActivityError, ApplicationError)
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)
@@ -93,10 +96,12 @@ class RunWorkflow:
             workflow.set_current_details(f"step {step + 1} of at most {inp.max_steps}")
             try:
                 outcome = await self._llm_step(inp, step, heartbeat)
-            except ActivityError as err:
+            except ACTIVITY_FAILURES as err:
                 cause = _cause(err)
                 # Only a model provider's failure is an llm_api_error; ours (e.g. the database) is not.
                 return ("error" if cause.startswith(DATABASE_UNAVAILABLE) else "llm_api_error"), cause, step
+            if outcome.cancelled:
+                return "cancelled", None, step
             heartbeat = None
             last = step + 1 >= inp.max_steps
             if not outcome.tool_calls:
@@ -108,7 +113,7 @@ class RunWorkflow:
             try:
                 for call in outcome.tool_calls:
                     await self._tool(inp, step, call.id, call.name)
-            except ActivityError as err:
+            except ACTIVITY_FAILURES as err:
                 return "error", _cause(err), step + 1
             terminal = any(call.terminal for call in outcome.tool_calls)
             if outcome.heartbeat_mode:
@@ -129,39 +134,64 @@ class RunWorkflow:
 
     async def _llm_step(self, inp: RunInput, step: int, heartbeat: str | None) -> StepOutcome:
         policy = inp.policy
+        arg = StepInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, heartbeat_reason=heartbeat)
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
+            maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
+            maximum_attempts=policy.llm_max_attempts,
+        )
+        summary = f"step {step + 1}: call the model"
+        if policy.local_activities:
+            return await workflow.execute_local_activity(
+                names.LLM_STEP,
+                arg,
+                result_type=StepOutcome,
+                start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
+                schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
+                retry_policy=retry,
+                summary=summary,
+            )
         return await workflow.execute_activity(
             names.LLM_STEP,
-            StepInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, heartbeat_reason=heartbeat),
+            arg,
             result_type=StepOutcome,
             start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
             schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
             heartbeat_timeout=timedelta(seconds=policy.llm_heartbeat_s),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
-                maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
-                maximum_attempts=policy.llm_max_attempts,
-            ),
-            summary=f"step {step + 1}: call the model",
+            retry_policy=retry,
+            summary=summary,
         )
 
     async def _tool(self, inp: RunInput, step: int, call_id: str, name: str) -> ToolOutcome:
         policy = inp.policy
+        arg = ToolInput(
+            run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, tool_call_id=call_id, tool_name=name
+        )
+        retry = RetryPolicy(maximum_attempts=policy.tool_max_attempts)
+        summary = f"step {step + 1}: tool {name}"
+        if policy.local_activities:
+            return await workflow.execute_local_activity(
+                names.TOOLS_EXECUTE,
+                arg,
+                result_type=ToolOutcome,
+                start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
+                retry_policy=retry,
+                summary=summary,
+            )
         return await workflow.execute_activity(
             names.TOOLS_EXECUTE,
-            ToolInput(
-                run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, tool_call_id=call_id, tool_name=name
-            ),
+            arg,
             result_type=ToolOutcome,
             start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
             heartbeat_timeout=timedelta(seconds=policy.tool_heartbeat_s),
-            retry_policy=RetryPolicy(maximum_attempts=policy.tool_max_attempts),
-            summary=f"step {step + 1}: tool {name}",
+            retry_policy=retry,
+            summary=summary,
         )
 
 
-def _cause(err: ActivityError) -> str:
+def _cause(err: ActivityError | ApplicationError) -> str:
     """`"<error type>: <message>"` of the activity's last failure (the type is e.g. llm_rate_limit)."""
-    cause = err.cause
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
     return str(cause or err)

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import agents, health, messages, streams
+from api.routes import agents, archival, blocks, core_memory, health, messages, runs, streams, tools
 
-ROUTERS: list[APIRouter] = [health.router, agents.router, messages.router, streams.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    tools.router,
+    agents.router,
+    messages.router,
+    core_memory.router,
+    archival.router,
+    blocks.router,
+    runs.router,
+    streams.router,
+]
 
 # Paths (relative to a prefix) served without an API key.
 OPEN_PATHS: tuple[str, ...] = health.OPEN_PATHS

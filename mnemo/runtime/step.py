@@ -57,6 +57,10 @@ async def run_step(
         return done  # a retry after the step committed: never call the model or write twice
 
     sid = step_id(inp.run_id, inp.step_index)
+    async with db.session() as s:
+        run = await s.get(RunRow, inp.run_id)
+    if run is not None and run.cancel_requested_at is not None:
+        return StepOutcome(step_id=sid, message_id=None, cancelled=True)
     async with db.transaction() as s:
         if inp.heartbeat_reason:
             agent = await load_agent(s, inp.agent_id)
@@ -78,7 +82,6 @@ async def run_step(
         )
     async with db.session() as s:
         ctx = await load_context(s, inp.agent_id)
-        run = await s.get(RunRow, inp.run_id)
     config = LLMConfig.model_validate(ctx.agent.llm_config or {})
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
     on_delta = on_delta_factory(inp, ctx.agent.agent_type) if (stream_tokens and on_delta_factory) else None

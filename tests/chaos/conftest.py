@@ -98,8 +98,14 @@ async def _connect(address: str) -> Client:
 
 @pytest.fixture
 async def chaos(
-    chaos_pg: ChaosPostgres, chaos_temporal: TemporalDevServer, fake_llm: FakeLLM, tmp_path: Path
+    request: pytest.FixtureRequest,
+    chaos_pg: ChaosPostgres,
+    chaos_temporal: TemporalDevServer,
+    fake_llm: FakeLLM,
+    tmp_path: Path,
 ) -> AsyncIterator[Chaos]:
+    # Parametrize indirectly with True to run the model and tool calls as local activities.
+    policy = CHAOS_POLICY.model_copy(update={"local_activities": bool(getattr(request, "param", False))})
     name = f"chaos_{uuid.uuid4().hex[:12]}"
     database_url = with_database(chaos_pg.admin_url, name)
     task_queue = f"chaos-{uuid.uuid4()}"
@@ -122,7 +128,7 @@ async def chaos(
         chaos_pg.create_database(name)
         client = await _connect(chaos_temporal.address)
         db = Database(database_url, pool_size=5)
-        runs = RunService(client, db, task_queue, CHAOS_POLICY)
+        runs = RunService(client, db, task_queue, policy)
         await runs.start()
     except BaseException:
         workers.stop_all()

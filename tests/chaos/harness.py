@@ -32,7 +32,8 @@ TOOL_SLEEP_S = 3.0
 # TEST_POLICY (3 s heartbeat timeouts, so a dead worker's model or tool call is retried within seconds)
 # with a bigger attempt budget: every failed attempt during a Postgres outage spends it, and 20
 # attempts at <= 1 s apart outlast a Postgres restart (~3 s for pgserver).
-CHAOS_POLICY = TEST_POLICY.model_copy(update={"llm_max_attempts": 20})
+# Regular activities by default: the infra tests watch the step's attempts through pending activities.
+CHAOS_POLICY = TEST_POLICY.model_copy(update={"llm_max_attempts": 20, "local_activities": False})
 
 COUNTING_TOOL_SCHEMA = {
     "name": TOOL_NAME,

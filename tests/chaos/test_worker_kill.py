@@ -1,13 +1,13 @@
 """SIGKILL the worker process in the middle of a run: the run finishes on a new worker, nothing is
 repeated and nothing is lost.
 
-How recovery works here: the killed worker stops heartbeating, so Temporal times its `llm.step` attempt
-out after the policy's heartbeat timeout (3 s) and schedules a retry, which the next worker picks up.
-`tools.execute` has no heartbeat timeout, so a killed tool call is retried after its start-to-close
-timeout instead (see CHAOS_POLICY). Once the retry is done, the run's next workflow task is first
-offered to the dead worker's sticky queue and only moves to the shared queue after the SDK's sticky
-schedule-to-start timeout (10 s by default) or once the server sees that queue has had no poller for
-a while: most of the ~15-18 s from kill to finished run measured here.
+How recovery works here: with regular activities the killed worker stops heartbeating, so Temporal
+times its `llm.step` or `tools.execute` attempt out after the policy's heartbeat timeout (3 s) and
+schedules a retry, which the next worker picks up. With local activities the whole workflow task times
+out instead (the policy's workflow task timeout, 5 s) and the next worker replays the run and runs the
+step again (idempotent: a committed step or a recorded tool return is never redone). Either way the
+run's next workflow task first waits on the dead worker's sticky queue for the worker's sticky
+schedule-to-start timeout (2 s, worker/main.py) before any other worker may take it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ from tests.chaos.checks import assert_intact, load, same_context
 from tests.chaos.harness import Chaos
 from tests.chaos.worker_proc import TOOL_NAME
 
-pytestmark = pytest.mark.chaos
+# Both ways of running a step: regular activities (a dead worker is noticed by the heartbeat timeout)
+# and local activities (by the workflow task timeout; the product's default, the faster path).
+pytestmark = [
+    pytest.mark.chaos,
+    pytest.mark.parametrize("chaos", [False, True], indirect=True, ids=["activities", "local-activities"]),
+]
 
 BLOCKS = [{"label": "persona", "value": "I am Sam."}, {"label": "human", "value": "Name: Ada"}]
 SLOW_S = 3.0  # how long the fake LLM holds the call the test kills the worker in

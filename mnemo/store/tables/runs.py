@@ -52,6 +52,8 @@ class RunRow(Timestamps, table=True):
     total_duration_ns: int | None = Field(default=None, sa_type=sa.BigInteger)
     usage: dict[str, Any] | None = jsonb()
     max_steps: int | None = None
+    # Set by a cancel request; the run's next step sees it and stops the run (migration 0002).
+    cancel_requested_at: datetime | None = _timestamp()
 
 
 class StepRow(Timestamps, table=True):

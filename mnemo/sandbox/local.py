@@ -1,0 +1,424 @@
+"""Run custom tools on this machine: inside bubblewrap when it is installed, else a bounded subprocess.
+
+With bubblewrap the tool gets: no network (`--unshare-all`: its own empty network namespace), its own
+pid namespace (it sees no host process, and everything it started dies with it), a read-only /usr, a
+minimal synthesized /etc (no shadow, no resolver), a private size-capped tmpfs /tmp, no capabilities
+and no further user namespaces. The interpreter is the system `python3` run as `-I -S`: the server's
+venv is not mounted, and without `site` neither system site-packages nor their `.pth` start-up hooks
+load, so a tool sees exactly the standard library (and starts ~8 ms faster).
+
+When the server runs as root, every run gets a fresh unprivileged host uid (mapped to 65534 inside),
+because RLIMIT_NPROC is counted per host uid and ignored for root: a per-run uid makes the fork limit
+apply, and apply to that run alone. Rlimits (CPU, address space, processes, file size, open files)
+are applied by the generated script itself before the tool's code runs, so no `preexec_fn` is
+needed; the request's env travels inside that script (stdin), never in argv, which any local user
+can read.
+
+Without bubblewrap the same script runs as a plain subprocess with the same rlimits, a clean env and
+(as root) the same throwaway uid, but network and world-readable files are reachable: a loud warning
+says so once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mnemo.sandbox.base import Backend, SandboxRequest, SandboxResult, SandboxUnavailable
+from mnemo.sandbox.script import (
+    build_script,
+    cpu_limit_error,
+    new_marker,
+    output_limit_error,
+    parse_output,
+    resource_limits,
+    timeout_error,
+)
+
+log = logging.getLogger(__name__)
+
+Isolation = Literal["auto", "bwrap", "none"]
+
+_BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+_SANDBOX_UID = 65534
+# Throwaway host uids: far above any distribution's or subuid range's use, below the 2^31 limit some tools assume.
+_UID_BASE = 1_900_000_000
+_UID_SPAN = 100_000_000
+# bubblewrap's monitor and pid-1 reaper run under the run's uid and count against RLIMIT_NPROC.
+_BWRAP_TASKS = 2
+_DRAIN_GRACE_S = 2.0
+_CHUNK = 65536
+
+_ETC_FILES = {
+    "/etc/passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:{_SANDBOX_UID}:{_SANDBOX_UID}:nobody:/tmp:/usr/sbin/nologin\n",
+    "/etc/group": f"root:x:0:\nnogroup:x:{_SANDBOX_UID}:\n",
+    "/etc/hosts": "127.0.0.1 localhost\n::1 localhost\n",
+    "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+}
+_ETC_BINDS = ("/etc/ld.so.cache", "/etc/localtime")
+
+_warned_unisolated = False
+
+
+def _warn_unisolated(reason: str) -> None:
+    global _warned_unisolated
+    if _warned_unisolated:
+        return
+    _warned_unisolated = True
+    log.warning(
+        "TOOLS ARE NOT ISOLATED: %s. Custom tools run as plain subprocesses with resource limits only; "
+        "they can reach the network and every world-readable file. Install bubblewrap "
+        "(`apt-get install bubblewrap`) or use the docker backend.",
+        reason,
+    )
+
+
+def default_python() -> str:
+    """The system interpreter (not the server's venv, whose packages tools must not import)."""
+    candidates = [
+        "/usr/bin/python3",
+        "/usr/local/bin/python3",
+        os.path.join(sys.base_prefix, "bin", "python3"),
+    ]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise SandboxUnavailable(
+        "No system python3 found for the local sandbox; install python3 or pass python=."
+    )
+
+
+@dataclass
+class _Budget:
+    """Output bytes still allowed across stdout and stderr; `exceeded` fires once when they run out."""
+
+    left: int
+    exceeded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Run:
+    argv: list[str]
+    env: dict[str, str]
+    uid: int | None
+    cwd: str
+    pass_fds: tuple[int, ...] = ()
+    bwrap: bool = False
+
+
+class LocalSandbox:
+    """`SandboxRunner` for this machine. `isolation`: "auto" (bubblewrap if it works, else a warned
+    plain subprocess), "bwrap" (bubblewrap or `SandboxUnavailable`) or "none" (plain, warned)."""
+
+    backend: Backend = "local"
+
+    def __init__(self, *, isolation: Isolation = "auto", python: str | None = None, bwrap: str | None = None):
+        self._isolation = isolation
+        self._python = python
+        self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
+        self._mode: Literal["bwrap", "none"] | None = None
+        self._lock = asyncio.Lock()
+        self._root = os.geteuid() == 0
+        self._uids_in_use: set[int] = set()
+
+    @property
+    def isolated(self) -> bool | None:
+        """True once bubblewrap was found to work, False for plain subprocesses, None before the first run."""
+        return None if self._mode is None else self._mode == "bwrap"
+
+    async def run(self, request: SandboxRequest) -> SandboxResult:
+        if request.pip_requirements:
+            names = ", ".join(request.pip_requirements)
+            return SandboxResult(
+                ok=False,
+                backend="local",
+                error=f"pip_requirements are not supported yet by the local sandbox (requested: {names}); "
+                "use the docker or e2b backend, or a tool that needs only the standard library.",
+            )
+        await self._resolve()
+        return await self._run_once(request)
+
+    async def _resolve(self) -> None:
+        if self._mode is not None:
+            return
+        async with self._lock:
+            if self._mode is not None:
+                return
+            self._python = self._python or default_python()
+            if self._isolation == "none":
+                _warn_unisolated("the local sandbox was configured with isolation='none'")
+                self._mode = "none"
+                return
+            problem = await self._probe_bwrap()
+            if problem is None:
+                self._mode = "bwrap"
+                if not self._root:
+                    log.warning(
+                        "The local sandbox runs as non-root uid %d: RLIMIT_NPROC is not applied (it would "
+                        "count this server's own threads); fork bombs are stopped only by the timeout.",
+                        os.geteuid(),
+                    )
+                return
+            if self._isolation == "bwrap":
+                raise SandboxUnavailable(problem)
+            _warn_unisolated(problem)
+            self._mode = "none"
+
+    async def _probe_bwrap(self) -> str | None:
+        """None if bubblewrap can run a tool here, else why not (and what to do)."""
+        if not self._bwrap:
+            return "bubblewrap (`bwrap`) is not installed"
+        probe = SandboxRequest(source_code="def ping():\n    return 'pong'\n", function_name="ping")
+        result = await self._run_once(probe, force_bwrap=True)
+        if result.ok and result.value == "pong":
+            return None
+        return (
+            f"bubblewrap cannot create a sandbox here ({(result.error or '').strip()} {result.stderr.strip()}); "
+            "it needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0)"
+        )
+
+    async def _run_once(self, request: SandboxRequest, *, force_bwrap: bool = False) -> SandboxResult:
+        marker = new_marker()
+        use_bwrap = force_bwrap or self._mode == "bwrap"
+        uid = self._take_uid() if self._root else None
+        extra = _BWRAP_TASKS if use_bwrap else 0
+        rlimits = resource_limits(request.limits, extra_processes=extra, limit_processes=uid is not None)
+        script = build_script(request, marker, env=request.env, rlimits=rlimits).encode("ascii")
+        workdir = None if use_bwrap else self._make_workdir(uid)
+        fds: list[int] = []
+        try:
+            if use_bwrap:
+                run = self._bwrap_run(uid, fds, request.limits.memory_mb * 1024 * 1024)
+            else:
+                assert workdir is not None
+                env = {**_BASE_ENV, "HOME": workdir, "TMPDIR": workdir}
+                run = _Run(argv=[self._python_path(), "-I", "-S", "-"], env=env, uid=uid, cwd=workdir)
+            return await self._execute(run, script, request, marker)
+        finally:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+            if uid is not None:
+                self._uids_in_use.discard(uid)
+
+    def _python_path(self) -> str:
+        assert self._python is not None
+        return self._python
+
+    def _take_uid(self) -> int:
+        while True:
+            uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
+            if uid not in self._uids_in_use:
+                self._uids_in_use.add(uid)
+                return uid
+
+    @staticmethod
+    def _make_workdir(uid: int | None) -> str:
+        path = tempfile.mkdtemp(prefix="mnemo-tool-")
+        if uid is not None:
+            os.chown(path, uid, uid)
+        return path
+
+    def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int) -> _Run:
+        assert self._bwrap is not None
+        python = os.path.realpath(self._python_path())
+        argv = [
+            self._bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--cap-drop", "ALL",
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind", "/usr", "/usr",
+        ]  # fmt: skip
+        for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+            if os.path.islink(top):
+                argv += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                argv += ["--ro-bind", top, top]
+        if not python.startswith(("/usr/", "/bin/", "/lib")):
+            prefix = os.path.dirname(os.path.dirname(python))
+            argv += ["--ro-bind", prefix, prefix]
+        for path in _ETC_BINDS:
+            argv += ["--ro-bind-try", path, path]
+        for path, content in _ETC_FILES.items():
+            fd = _data_fd(content.encode())
+            fds.append(fd)
+            argv += ["--ro-bind-data", str(fd), path]
+        argv += [
+            "--proc", "/proc",
+            "--dev", "/dev",
+            # /tmp lives in memory: cap it at the tool's memory budget.
+            "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+            "--remount-ro", "/",
+            "--uid", str(_SANDBOX_UID), "--gid", str(_SANDBOX_UID),
+            "--chdir", "/tmp",
+            "--clearenv",
+        ]  # fmt: skip
+        for key, value in _BASE_ENV.items():
+            argv += ["--setenv", key, value]
+        argv += [python, "-I", "-S", "-"]
+        return _Run(argv=argv, env=dict(_BASE_ENV), uid=uid, cwd="/", pass_fds=tuple(fds), bwrap=True)
+
+    async def _execute(self, run: _Run, script: bytes, request: SandboxRequest, marker: str) -> SandboxResult:
+        limits = request.limits
+        ids: dict[str, object] = {}
+        if run.uid is not None:
+            ids = {"user": run.uid, "group": run.uid, "extra_groups": []}
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *run.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=run.env,
+            cwd=run.cwd,
+            pass_fds=run.pass_fds,
+            start_new_session=True,
+            **ids,  # type: ignore[arg-type]
+        )
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        budget = _Budget(left=limits.max_output_bytes)
+        out, err = bytearray(), bytearray()
+        tasks = [
+            asyncio.create_task(_feed(proc.stdin, script)),
+            asyncio.create_task(_pump(proc.stdout, out, budget)),
+            asyncio.create_task(_pump(proc.stderr, err, budget)),
+        ]
+        exited = asyncio.create_task(proc.wait())
+        overflow = asyncio.create_task(budget.exceeded.wait())
+        reason: Literal["exit", "timeout", "output"] = "exit"
+        try:
+            done, _ = await asyncio.wait(
+                {exited, overflow}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                reason = "timeout"
+            elif overflow in done:
+                reason = "output"
+        finally:
+            # Also after a normal exit: a tool's daemonized children must not outlive its run. Inside
+            # bubblewrap the pid namespace dies with it; a plain run's throwaway uid is swept.
+            _kill_all(proc.pid, None if run.bwrap else run.uid)
+            overflow.cancel()
+            await exited
+            await _drain(tasks)
+        duration = time.monotonic() - started
+        return _result(request, marker, bytes(out), bytes(err), proc.returncode, reason, duration, run.bwrap)
+
+
+def _result(
+    request: SandboxRequest,
+    marker: str,
+    out: bytes,
+    err: bytes,
+    returncode: int | None,
+    reason: str,
+    duration: float,
+    bwrap: bool,
+) -> SandboxResult:
+    parsed = parse_output(out, marker)
+    stderr = err.decode("utf-8", "replace")
+    name, limits = request.function_name, request.limits
+    common = {"backend": "local", "stdout": parsed.stdout, "stderr": stderr, "duration_s": duration}
+    if parsed.found and reason != "output":
+        return SandboxResult(ok=parsed.ok, value=parsed.value, error=parsed.error, **common)  # type: ignore[arg-type]
+    if reason == "timeout":
+        error = timeout_error(name, limits.timeout_s)
+    elif reason == "output":
+        error = output_limit_error(name, limits.max_output_bytes)
+    elif _killed_by(returncode, bwrap) == signal.SIGXCPU:
+        error = cpu_limit_error(name, limits.cpu_s)
+    elif parsed.error:
+        error = parsed.error
+    else:
+        last = stderr.strip().splitlines()[-1:] or [""]
+        error = f"Tool {name} exited with status {returncode} without returning a result. {last[0]}".strip()
+    return SandboxResult(ok=False, error=error, **common)  # type: ignore[arg-type]
+
+
+def _killed_by(returncode: int | None, bwrap: bool) -> int | None:
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    if bwrap and returncode > 128:  # bubblewrap reports a signalled child as 128 + signal
+        return returncode - 128
+    return None
+
+
+def _data_fd(content: bytes) -> int:
+    """A pipe read end holding `content` (small: it must fit the pipe buffer), for --ro-bind-data."""
+    r, w = os.pipe()
+    try:
+        os.write(w, content)
+    finally:
+        os.close(w)
+    return r
+
+
+async def _feed(stdin: asyncio.StreamWriter, script: bytes) -> None:
+    # The interpreter reads the whole program before running it, so the tool then sees an empty stdin.
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        stdin.write(script)
+        await stdin.drain()
+        stdin.close()
+
+
+async def _pump(stream: asyncio.StreamReader, buf: bytearray, budget: _Budget) -> None:
+    while chunk := await stream.read(_CHUNK):
+        keep = min(len(chunk), budget.left)
+        buf += chunk[:keep]
+        budget.left -= keep
+        if keep < len(chunk):
+            budget.exceeded.set()
+            return
+
+
+async def _drain(tasks: list[asyncio.Task[None]]) -> None:
+    # The pipes close once every process holding them is dead; a grace period covers the rest.
+    _, pending = await asyncio.wait(tasks, timeout=_DRAIN_GRACE_S)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _kill_all(pid: int, uid: int | None) -> None:
+    """SIGKILL the run's process group, then (with a throwaway uid) every process of that uid."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    if uid is None:
+        return
+    # A tool may leave its process group (setsid); the uid is the run's alone, so sweep it until empty.
+    for _ in range(100):
+        victims = _pids_of_uid(uid)
+        if not victims:
+            return
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    # The real uid from status, not the /proc entry's owner: a non-dumpable process shows as root's.
+    pids = []
+    wanted = f"Uid:\t{uid}\t".encode()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status", "rb") as f:
+                if any(line.startswith(wanted) for line in f):
+                    pids.append(int(entry.name))
+    return pids
