@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 import mnemo
 from api.auth import ApiKeyMiddleware
+from api.errors import install_error_handlers
 from api.routes import OPEN_PATHS, ROUTERS
 from mnemo.config import Settings, get_settings
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for prefix, in_schema in PREFIXES:
         for router in ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=in_schema)
+    install_error_handlers(app)
     api_key = settings.api_key.get_secret_value() if settings.api_key else ""
     if api_key:
         open_paths = [prefix + path for prefix, _ in PREFIXES for path in OPEN_PATHS]

@@ -209,6 +209,6 @@ async def _archival_stats(session: AsyncSession, agent_id: str) -> tuple[int, li
     if not count:
         return 0, []
     tag = sa.func.unnest(PassageRow.tags).label("tag")  # type: ignore[arg-type]
-    tags_q = sa.select(sa.distinct(tag)).where(col(PassageRow.archive_id).in_(archive_ids)).order_by(tag)
+    tags_q = sa.select(tag).where(col(PassageRow.archive_id).in_(archive_ids)).distinct().order_by(tag)
     tags = [t for (t,) in (await session.execute(tags_q)).all()]
     return int(count), tags
