@@ -16,13 +16,27 @@ from temporalio.exceptions import ApplicationError
 
 from mnemo.llm.client import Delta
 from mnemo.llm.errors import ContextWindowExceeded, LLMError
+from mnemo.memory.compaction import SystemPromptTooLarge
 from mnemo.runtime import events
-from mnemo.runtime.runs import finish_run, send_callback, start_run
+from mnemo.runtime.compact import compact
 from mnemo.runtime.context import assistant_message_id, step_id
 from mnemo.runtime.letta_messages import partial_message
+from mnemo.runtime.runs import finish_run, send_callback, start_run
 from mnemo.runtime.step import run_step
 from mnemo.runtime.tools import InProcessTool, execute_tool
-from mnemo.schemas.runs import CallbackInput, FinishInput, FinishOutcome, ResumePoint, RunInput, StepInput, StepOutcome, ToolInput, ToolOutcome
+from mnemo.schemas.runs import (
+    CallbackInput,
+    CompactInput,
+    CompactOutcome,
+    FinishInput,
+    FinishOutcome,
+    ResumePoint,
+    RunInput,
+    StepInput,
+    StepOutcome,
+    ToolInput,
+    ToolOutcome,
+)
 from mnemo.store.db import Database
 
 DELTA_FLUSH_S = 0.05
@@ -126,6 +140,17 @@ class AgentLoopActivities:
             with database_errors_retryable():
                 try:
                     return await run_step(self.db, inp, on_delta_factory=self._delta_sink)
+                except LLMError as err:
+                    raise _llm_failure(err) from err
+
+    @activity.defn(name="memory.compact")
+    async def memory_compact(self, inp: CompactInput) -> CompactOutcome:
+        async with heartbeating():
+            with database_errors_retryable():
+                try:
+                    return await compact(self.db, inp)
+                except SystemPromptTooLarge as err:
+                    raise ApplicationError(str(err), type="SystemPromptTooLarge", non_retryable=True) from None
                 except LLMError as err:
                     raise _llm_failure(err) from err
 

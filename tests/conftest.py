@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.fixtures.fake_llm",
     "tests.fixtures.mnemo",
     "tests.fixtures.api_server",
+    "tests.fixtures.docker_api",
 ]

@@ -12,6 +12,7 @@ RUNS_FINISH = "runs.finish"
 RUNS_CALLBACK = "runs.callback"
 LLM_STEP = "llm.step"
 TOOLS_EXECUTE = "tools.execute"
+MEMORY_COMPACT = "memory.compact"
 
 
 def agent_workflow_id(agent_id: str) -> str:

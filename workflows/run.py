@@ -14,6 +14,8 @@ with workflow.unsafe.imports_passed_through():
     from mnemo.schemas.runs import (
         CallbackInput,
         CancelRuns,
+        CompactInput,
+        CompactOutcome,
         FinishInput,
         FinishOutcome,
         ResumePoint,
@@ -25,7 +27,6 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         run_status_for,
     )
-
     from workflows import names
 
 HEARTBEAT_REASON = (
@@ -37,6 +38,9 @@ DATABASE_UNAVAILABLE = "DatabaseUnavailable"
 # A regular activity's failure arrives as ActivityError; a local activity's final failure can arrive as
 # the activity's own ApplicationError.
 ACTIVITY_FAILURES = (ActivityError, ApplicationError)
+CONTEXT_OVERFLOW = "ContextWindowExceeded"
+SYSTEM_PROMPT_TOO_LARGE = "SystemPromptTooLarge"
+MAX_OVERFLOW_COMPACTIONS = 3  # Letta's max_summarizer_retries
 
 
 @workflow.defn(name=names.RUN_WORKFLOW)
@@ -90,6 +94,7 @@ class RunWorkflow:
     async def _loop(self, inp: RunInput, first_step: int) -> tuple[str, str | None, int]:
         heartbeat: str | None = None
         step = first_step
+        overflows = 0  # compactions forced by a context overflow in this step
         while step < inp.max_steps:
             if self._cancelled:
                 return "cancelled", None, step
@@ -98,39 +103,58 @@ class RunWorkflow:
                 outcome = await self._llm_step(inp, step, heartbeat)
             except ACTIVITY_FAILURES as err:
                 cause = _cause(err)
+                if cause.startswith(CONTEXT_OVERFLOW) and overflows < MAX_OVERFLOW_COMPACTIONS:
+                    overflows += 1
+                    stopped = await self._compact(inp, step, overflows, "context_window_exceeded")
+                    if stopped is not None:
+                        return stopped
+                    continue  # the same step, on the compacted context
                 # Only a model provider's failure is an llm_api_error; ours (e.g. the database) is not.
                 return ("error" if cause.startswith(DATABASE_UNAVAILABLE) else "llm_api_error"), cause, step
             if outcome.cancelled:
                 return "cancelled", None, step
-            heartbeat = None
-            last = step + 1 >= inp.max_steps
-            if not outcome.tool_calls:
-                if outcome.heartbeat_mode:
-                    return "no_tool_call", "No tool calls found in response, model must make a tool call", step + 1
-                if outcome.finish_reason == "length":
-                    return "max_tokens_exceeded", None, step + 1
-                return "end_turn", None, step + 1
+            overflows = 0
             try:
                 for call in outcome.tool_calls:
                     await self._tool(inp, step, call.id, call.name)
             except ACTIVITY_FAILURES as err:
                 return "error", _cause(err), step + 1
-            terminal = any(call.terminal for call in outcome.tool_calls)
-            if outcome.heartbeat_mode:
-                # Letta's V2 loop: continue only when the model asked for a heartbeat (a failed call does
-                # not chain); a terminal tool ends the turn, and says `tool_rule` if a heartbeat was asked.
-                wants = any(call.request_heartbeat for call in outcome.tool_calls)
-                if terminal:
-                    return ("tool_rule" if wants else "end_turn"), None, step + 1
-                if not wants:
-                    return "end_turn", None, step + 1
-                heartbeat = HEARTBEAT_REASON
-            elif terminal:
-                return "tool_rule", None, step + 1
-            if last:
-                return "max_steps", None, step + 1
+            if outcome.compact:
+                stopped = await self._compact(inp, step, 0, "post_step_context_check")
+                if stopped is not None:
+                    return stopped
+            decided = _decide(outcome, last=step + 1 >= inp.max_steps)
+            if isinstance(decided, tuple):
+                return decided[0], decided[1], step + 1
+            heartbeat = decided
             step += 1
         return "max_steps", None, step
+
+    async def _compact(self, inp: RunInput, step: int, attempt: int, trigger: str) -> tuple[str, str | None, int] | None:
+        """Compact the context; a stop reason if that failed (None: carry on)."""
+        policy = inp.policy
+        arg = CompactInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, attempt=attempt, trigger=trigger)
+        try:
+            await workflow.execute_activity(
+                names.MEMORY_COMPACT,
+                arg,
+                result_type=CompactOutcome,
+                start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
+                schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
+                heartbeat_timeout=timedelta(seconds=policy.llm_heartbeat_s),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
+                    maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
+                    maximum_attempts=policy.llm_max_attempts,
+                ),
+                summary=f"step {step + 1}: compact the context ({trigger})",
+            )
+        except ACTIVITY_FAILURES as err:
+            cause = _cause(err)
+            if cause.startswith(SYSTEM_PROMPT_TOO_LARGE):
+                return "context_window_overflow_in_system_prompt", cause, step
+            return "error", cause, step
+        return None
 
     async def _llm_step(self, inp: RunInput, step: int, heartbeat: str | None) -> StepOutcome:
         policy = inp.policy
@@ -195,3 +219,30 @@ def _cause(err: ActivityError | ApplicationError) -> str:
     if isinstance(cause, ApplicationError):
         return f"{cause.type}: {cause.message}" if cause.type else cause.message
     return str(cause or err)
+
+
+def _decide(outcome: StepOutcome, *, last: bool) -> tuple[str, str | None] | str | None:
+    """After a step: `(stop_reason, error)` to end the run, else the heartbeat reason for the next step
+    (None when the loop continues without one)."""
+    if not outcome.tool_calls:
+        if outcome.heartbeat_mode:
+            return "no_tool_call", "No tool calls found in response, model must make a tool call"
+        if outcome.finish_reason == "length":
+            return "max_tokens_exceeded", None
+        return "end_turn", None
+    terminal = any(call.terminal for call in outcome.tool_calls)
+    heartbeat = None
+    if outcome.heartbeat_mode:
+        # Letta's V2 loop: continue only when the model asked for a heartbeat (a failed call does not
+        # chain); a terminal tool ends the turn, and says `tool_rule` if a heartbeat was asked for.
+        wants = any(call.request_heartbeat for call in outcome.tool_calls)
+        if terminal:
+            return ("tool_rule" if wants else "end_turn"), None
+        if not wants:
+            return "end_turn", None
+        heartbeat = HEARTBEAT_REASON
+    elif terminal:
+        return "tool_rule", None
+    if last:
+        return "max_steps", None
+    return heartbeat

@@ -15,6 +15,7 @@ from mnemo.llm.client import ChatResult, Delta, complete
 from mnemo.llm.config import LLMConfig
 from mnemo.memory.render import package_heartbeat
 from mnemo.runtime import events
+from mnemo.runtime.compact import needs_compaction
 from mnemo.runtime.context import (
     AgentContext,
     assistant_message_id,
@@ -140,8 +141,9 @@ async def _persist(
             for c in calls
         ],
         finish_reason=result.finish_reason,
-        usage=Usage(**result.usage.model_dump()),
+        usage=Usage(**result.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})),
         heartbeat_mode=ctx.heartbeat_mode,
+        compact=needs_compaction(result.usage.total_tokens, config.context_window),
     )
     async with db.transaction() as s:
         step = (

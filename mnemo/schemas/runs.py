@@ -142,6 +142,7 @@ class StepOutcome(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     heartbeat_mode: bool = False  # legacy loop: continue only when a tool asks for a heartbeat
     cancelled: bool = False  # a cancel was requested before this step called the model
+    compact: bool = False  # the call used more than 90% of the context window: compact before the next
 
 
 class ToolInput(BaseModel):
@@ -174,3 +175,18 @@ class FinishOutcome(BaseModel):
 class CallbackInput(BaseModel):
     run_id: str
     max_attempts: int = 8
+
+
+class CompactInput(BaseModel):
+    run_id: str
+    agent_id: str
+    step_index: int
+    attempt: int = 0  # compactions of one step (a context overflow may need several)
+    trigger: str = "post_step_context_check"
+
+
+class CompactOutcome(BaseModel):
+    summary_message_id: str
+    evicted: int
+    kept: int
+    already_done: bool = False

@@ -124,7 +124,9 @@ async def _history_bytes(mnemo: Mnemo, run_id: str) -> int:
 async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo) -> None:
     sizes = {}
     for prior in (10, 2000):
-        agent = await mnemo.create_agent(memory_blocks=BLOCKS)
+        # A window the 2,000 messages fit in: this test is about history, not compaction.
+        big = {"model": "fake", "model_endpoint_type": "openai", "model_endpoint": mnemo.fake.base_url, "context_window": 10_000_000}
+        agent = await mnemo.create_agent(memory_blocks=BLOCKS, llm_config=big)
         await _seed_history(mnemo, agent.id, prior)
         mnemo.fake.script(
             Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes go"}),
@@ -142,7 +144,8 @@ async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo
 async def test_agent_workflow_continues_as_new_and_keeps_its_queue(mnemo: Mnemo) -> None:
     agent = await mnemo.create_agent(memory_blocks=BLOCKS)
     mnemo.fake.set_policy("echo")
-    runs = await asyncio.gather(*(mnemo.runs.send(agent.id, [{"role": "user", "content": f"n{i}"}]) for i in range(12)))
+    n = 24  # a run adds ~12 events to the agent workflow: the suite's server suggests continuing as new
+    runs = await asyncio.gather(*(mnemo.runs.send(agent.id, [{"role": "user", "content": f"n{i}"}]) for i in range(n)))
     done = [await mnemo.runs.wait(r.id, timeout=120) for r in runs]
     assert all(r.stop_reason == "end_turn" for r in done)
     handle = mnemo.client.get_workflow_handle(names.agent_workflow_id(agent.id))
@@ -154,7 +157,7 @@ async def test_agent_workflow_continues_as_new_and_keeps_its_queue(mnemo: Mnemo)
         if state.current_run_id is None:
             break
         await asyncio.sleep(0.05)
-    assert state.runs_processed == 12 and state.queued_run_ids == [] and state.current_run_id is None
+    assert state.runs_processed == n and state.queued_run_ids == [] and state.current_run_id is None
     ctx = (await mnemo.context_texts(agent.id))[1:]
     assert [t for _, t in ctx[1::2]] == [f"echo: {t}" for _, t in ctx[::2]]
 
