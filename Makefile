@@ -8,9 +8,9 @@ SYS_PKGS := bubblewrap podman runc
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install system-packages run stop test bench lint fmt clean
+.PHONY: install system-packages sandbox-image run stop test bench lint fmt clean
 
-install: system-packages $(STAMP)
+install: system-packages $(STAMP) sandbox-image
 
 # Idempotent: installs only what is missing; skipped without root or apt.
 system-packages:
@@ -21,6 +21,12 @@ system-packages:
 	    (apt-get update -qq >/dev/null 2>&1 || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else echo "note: missing system packages ($$missing): install them for the sandbox runners"; fi; \
 	fi
+
+# The minimal Python image the docker sandbox runs tools in, built from Debian packages and imported
+# into podman (no registry is needed). Skipped when it exists, or when podman is not installed.
+sandbox-image: system-packages
+	@if command -v podman >/dev/null; then scripts/sandbox-image.sh mnemo-sandbox:py311; \
+	else echo "note: podman is not installed; the docker sandbox backend will be unavailable"; fi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
