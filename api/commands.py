@@ -29,7 +29,7 @@ async def _resume(run_id: str, wait: bool) -> int:
         await db.dispose()
         console.print(f"[red]cannot resume:[/] Temporal at {settings.temporal_target} is unreachable ({exc})")
         return 2
-    service = RunService(client, db, settings.task_queue)
+    service = RunService(client, db, settings.task_queue, settings.run_policy())
     await service.start()
     try:
         try:

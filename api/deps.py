@@ -57,7 +57,7 @@ async def _connect(settings: Settings) -> Services:
         raise HTTPException(
             503, f"Temporal at {settings.temporal_target} is unavailable ({exc}); start it with `mnemo up`"
         ) from exc
-    runs = RunService(client, db, settings.task_queue)
+    runs = RunService(client, db, settings.task_queue, settings.run_policy())
     await runs.start()
     return Services(settings, db, runs)
 

@@ -203,8 +203,9 @@ async def archival_search(
         (await session.exec(base.where(passages_fts.op("@@")(tsq)).order_by(sa.func.ts_rank(passages_fts, tsq).desc()).limit(CANDIDATES))).all()
     )
     qvec = await embedder.embed_query(query)
-    if tags or start or end:
-        await vector.set_ef_search(session, 200)  # filters apply after the HNSW scan: widen it
+    # The HNSW scan returns at most ef_search rows (pgvector's default 40 < CANDIDATES), and filters
+    # apply after it: widen it, more so when filtering.
+    await vector.set_ef_search(session, 200 if (tags or start or end) else CANDIDATES)
     stmt = vector.nearest(base, embedding=PassageRow.embedding, embedding_dim=PassageRow.embedding_dim, query=qvec, limit=CANDIDATES)  # type: ignore[arg-type]
     vec_ids = list((await session.exec(stmt)).all())
     fused = rrf(vec_ids, fts_ids)[:top_k]

@@ -67,14 +67,8 @@ _ETC_FILES = {
 }
 _ETC_BINDS = ("/etc/ld.so.cache", "/etc/localtime")
 
-_warned_unisolated = False
-
 
 def _warn_unisolated(reason: str) -> None:
-    global _warned_unisolated
-    if _warned_unisolated:
-        return
-    _warned_unisolated = True
     log.warning(
         "TOOLS ARE NOT ISOLATED: %s. Custom tools run as plain subprocesses with resource limits only; "
         "they can reach the network and every world-readable file. Install bubblewrap "
@@ -156,6 +150,7 @@ class LocalSandbox:
                 return
             self._python = self._python or default_python()
             if self._isolation == "none":
+                # Once per sandbox instance (a worker builds one): this is the moment the choice is made.
                 _warn_unisolated("the local sandbox was configured with isolation='none'")
                 self._mode = "none"
                 return
@@ -176,8 +171,8 @@ class LocalSandbox:
 
     async def _probe_bwrap(self) -> str | None:
         """None if bubblewrap can run a tool here, else why not (and what to do)."""
-        if not self._bwrap:
-            return "bubblewrap (`bwrap`) is not installed"
+        if not self._bwrap or not os.access(self._bwrap, os.X_OK):
+            return f"bubblewrap (`bwrap`) is not installed{f' at {self._bwrap}' if self._bwrap else ''}"
         probe = SandboxRequest(source_code="def ping():\n    return 'pong'\n", function_name="ping")
         result = await self._run_once(probe, force_bwrap=True)
         if result.ok and result.value == "pong":
@@ -202,7 +197,7 @@ class LocalSandbox:
             else:
                 assert workdir is not None
                 env = {**_BASE_ENV, "HOME": workdir, "TMPDIR": workdir}
-                run = _Run(argv=[self._python_path(), "-I", "-S", "-"], env=env, uid=uid, cwd=workdir)
+                run = _Run([self._python or default_python(), "-I", "-S", "-"], env, uid, workdir)
             return await self._execute(run, script, request, marker)
         finally:
             for fd in fds:
@@ -212,10 +207,6 @@ class LocalSandbox:
                 shutil.rmtree(workdir, ignore_errors=True)
             if uid is not None:
                 self._uids_in_use.discard(uid)
-
-    def _python_path(self) -> str:
-        assert self._python is not None
-        return self._python
 
     def _take_uid(self) -> int:
         while True:
@@ -233,7 +224,7 @@ class LocalSandbox:
 
     def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int) -> _Run:
         assert self._bwrap is not None
-        python = os.path.realpath(self._python_path())
+        python = os.path.realpath(self._python or default_python())
         argv = [
             self._bwrap,
             "--unshare-all",
@@ -279,17 +270,20 @@ class LocalSandbox:
         if run.uid is not None:
             ids = {"user": run.uid, "group": run.uid, "extra_groups": []}
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
-            *run.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=run.env,
-            cwd=run.cwd,
-            pass_fds=run.pass_fds,
-            start_new_session=True,
-            **ids,  # type: ignore[arg-type]
-        )
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *run.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=run.env,
+                cwd=run.cwd,
+                pass_fds=run.pass_fds,
+                start_new_session=True,
+                **ids,  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            raise SandboxUnavailable(f"The local sandbox cannot start {run.argv[0]}: {exc}") from exc
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         budget = _Budget(left=limits.max_output_bytes)
         out, err = bytearray(), bytearray()
@@ -298,7 +292,7 @@ class LocalSandbox:
             asyncio.create_task(_pump(proc.stdout, out, budget)),
             asyncio.create_task(_pump(proc.stderr, err, budget)),
         ]
-        exited = asyncio.create_task(proc.wait())
+        exited = asyncio.create_task(_wait_exit(proc))
         overflow = asyncio.create_task(budget.exceeded.wait())
         reason: Literal["exit", "timeout", "output"] = "exit"
         try:
@@ -314,22 +308,17 @@ class LocalSandbox:
             # bubblewrap the pid namespace dies with it; a plain run's throwaway uid is swept.
             _kill_all(proc.pid, None if run.bwrap else run.uid)
             overflow.cancel()
-            await exited
+            exited.cancel()
+            await proc.wait()
             await _drain(tasks)
         duration = time.monotonic() - started
         return _result(request, marker, bytes(out), bytes(err), proc.returncode, reason, duration, run.bwrap)
 
 
-def _result(
-    request: SandboxRequest,
-    marker: str,
-    out: bytes,
-    err: bytes,
-    returncode: int | None,
-    reason: str,
-    duration: float,
-    bwrap: bool,
-) -> SandboxResult:
+def _result(  # noqa: PLR0913
+    request: SandboxRequest, marker: str, out: bytes, err: bytes, returncode: int | None, reason: str,
+    duration: float, bwrap: bool,
+) -> SandboxResult:  # fmt: skip
     parsed = parse_output(out, marker)
     stderr = err.decode("utf-8", "replace")
     name, limits = request.function_name, request.limits
@@ -340,7 +329,8 @@ def _result(
         error = timeout_error(name, limits.timeout_s)
     elif reason == "output":
         error = output_limit_error(name, limits.max_output_bytes)
-    elif _killed_by(returncode, bwrap) == signal.SIGXCPU:
+    # bubblewrap reports a signalled child as 128 + signal.
+    elif returncode == -signal.SIGXCPU or (bwrap and returncode == 128 + signal.SIGXCPU):
         error = cpu_limit_error(name, limits.cpu_s)
     elif parsed.error:
         error = parsed.error
@@ -350,14 +340,24 @@ def _result(
     return SandboxResult(ok=False, error=error, **common)  # type: ignore[arg-type]
 
 
-def _killed_by(returncode: int | None, bwrap: bool) -> int | None:
-    if returncode is None:
-        return None
-    if returncode < 0:
-        return -returncode
-    if bwrap and returncode > 128:  # bubblewrap reports a signalled child as 128 + signal
-        return returncode - 128
-    return None
+async def _wait_exit(proc: asyncio.subprocess.Process) -> None:
+    """Return when the process itself exits. `proc.wait()` also waits for its pipes to close, which a
+    child the tool left behind (holding stdout) could delay until the timeout."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        return  # already exited and reaped
+    except OSError:  # no pidfd (Linux < 5.3): a lingering child may then hold the run until its timeout
+        await proc.wait()
+        return
+    exited = loop.create_future()
+    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _data_fd(content: bytes) -> int:
@@ -413,12 +413,18 @@ def _kill_all(pid: int, uid: int | None) -> None:
 
 
 def _pids_of_uid(uid: int) -> list[int]:
+    """Live (not zombie) processes whose real uid is `uid`."""
     # The real uid from status, not the /proc entry's owner: a non-dumpable process shows as root's.
     pids = []
     wanted = f"Uid:\t{uid}\t".encode()
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status", "rb") as f:
-                if any(line.startswith(wanted) for line in f):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"State:") and line.split()[1] in (b"Z", b"X"):
+                    break  # dead already; its parent (or init) reaps it
+                if line.startswith(wanted):
                     pids.append(int(entry.name))
+                    break
     return pids
