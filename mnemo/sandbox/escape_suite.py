@@ -93,7 +93,8 @@ def _fork_stopped(result: SandboxResult) -> bool:
 
 
 def _stopped(result: SandboxResult) -> bool:
-    return not result.ok and bool(result.error) and ("timed out" in result.error or "CPU" in result.error)
+    error = result.error or ""
+    return not result.ok and ("timed out" in error or "CPU" in error)
 
 
 def escape_attempts(ctx: EscapeContext) -> list[EscapeAttempt]:
@@ -360,8 +361,10 @@ def flood(mb: int) -> str:
 
 _FILL = """
 def fill(mb: int) -> int:
+    import os, tempfile
     chunk = b"\\0" * (1024 * 1024)
-    with open("/tmp/fill.bin", "wb") as f:
+    # The tool's own temp dir: /tmp in a namespace sandbox, a per-run directory otherwise.
+    with open(os.path.join(tempfile.gettempdir(), "fill.bin"), "wb") as f:
         for i in range(mb):
             f.write(chunk)
             f.flush()

@@ -16,7 +16,7 @@ can read.
 
 Without bubblewrap the same script runs as a plain subprocess with the same rlimits, a clean env and
 (as root) the same throwaway uid, but network and world-readable files are reachable: a loud warning
-says so once per process.
+says so once per sandbox instance (a worker builds one).
 """
 
 from __future__ import annotations
@@ -309,8 +309,9 @@ class LocalSandbox:
             _kill_all(proc.pid, None if run.bwrap else run.uid)
             overflow.cancel()
             exited.cancel()
-            await proc.wait()
             await _drain(tasks)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), _DRAIN_GRACE_S)
         duration = time.monotonic() - started
         return _result(request, marker, bytes(out), bytes(err), proc.returncode, reason, duration, run.bwrap)
 
@@ -351,8 +352,13 @@ async def _wait_exit(proc: asyncio.subprocess.Process) -> None:
     except OSError:  # no pidfd (Linux < 5.3): a lingering child may then hold the run until its timeout
         await proc.wait()
         return
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, readable)
     try:
         await exited
     finally:
@@ -379,13 +385,15 @@ async def _feed(stdin: asyncio.StreamWriter, script: bytes) -> None:
 
 
 async def _pump(stream: asyncio.StreamReader, buf: bytearray, budget: _Budget) -> None:
+    # Past the budget, keep reading and dropping: a reader that stops pauses the pipe transport, which
+    # then never sees EOF, and `proc.wait()` (which waits for the pipes) would hang.
     while chunk := await stream.read(_CHUNK):
         keep = min(len(chunk), budget.left)
-        buf += chunk[:keep]
-        budget.left -= keep
+        if keep:
+            buf += chunk[:keep]
+            budget.left -= keep
         if keep < len(chunk):
             budget.exceeded.set()
-            return
 
 
 async def _drain(tasks: list[asyncio.Task[None]]) -> None:

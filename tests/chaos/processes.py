@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from mnemo.search_attributes import dev_server_flags
-from mnemo.stack.temporal_server import DYNAMIC_CONFIG, find_binary
+from mnemo.stack.temporal_server import DYNAMIC_CONFIG, SQLITE_PRAGMAS, find_binary
 from mnemo.store import embedded, migrate
 from mnemo.store.db import libpq_url, with_database
 from tests.chaos.worker_proc import COUNTER_ENV, SLEEP_ENV, STANDBY_ENV, STANDBY_MARKER
@@ -130,6 +130,8 @@ class TemporalDevServer:
             "warn",
             *dev_server_flags(),
         ]
+        for pragma in SQLITE_PRAGMAS:
+            cmd += ["--sqlite-pragma", pragma]
         for value in DYNAMIC_CONFIG:
             cmd += ["--dynamic-config-value", value]
         return cmd
