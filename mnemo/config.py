@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,12 @@ class Settings(BaseSettings):
     # but they show as markers in the Temporal UI, and a dead worker or a cancel is noticed per
     # workflow task rather than per call. Default: regular activities.
     local_activities: bool = Field(default=False, alias="MNEMO_LOCAL_ACTIVITIES")
+
+    # Where custom tools run unless the tool or the agent says otherwise: local (bubblewrap), docker, e2b.
+    sandbox: Literal["local", "docker", "e2b"] = Field(default="local", alias="MNEMO_SANDBOX")
+    # Docker API for the docker sandbox (also podman's Docker-compatible socket); unset: the SDK's default.
+    docker_host: str | None = Field(default=None, alias="DOCKER_HOST")
+    tool_timeout_s: float = Field(default=180.0, alias="MNEMO_TOOL_TIMEOUT_S")
 
     # Defaults for agents created without `model` / `embedding`.
     default_model: str | None = Field(default=None, alias="MNEMO_DEFAULT_MODEL")

@@ -19,19 +19,33 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from mnemo.config import get_settings
 from mnemo.embeddings import get_embedder
 from mnemo.embeddings.config import EmbeddingConfig
 from mnemo.ids import new_id
 from mnemo.memory.edits import MemoryToolError
 from mnemo.memory.edits_dispatch import MEMORY_TOOL_NAMES, run_memory_tool
-from mnemo.memory.render import UNTRUNCATED_TOOLS, coerce_tool_return, package_tool_return, truncate_tool_return
+from mnemo.memory.render import (
+    UNTRUNCATED_TOOLS,
+    coerce_tool_return,
+    package_tool_return,
+    truncate_tool_return,
+)
 from mnemo.memory.tool_schemas import TOOL_ARG_DEFAULTS
 from mnemo.runtime import events, search
 from mnemo.runtime.agents import block_view, recompile_system_message
-from mnemo.runtime.context import AgentContext, assistant_message_id, load_agent, load_context, tool_message_id
+from mnemo.runtime.context import (
+    AgentContext,
+    assistant_message_id,
+    load_agent,
+    load_context,
+    tool_message_id,
+)
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.runtime.memory_store import apply_edit, locked_blocks
 from mnemo.runtime.step import append_to_context
+from mnemo.sandbox.base import SandboxLimits, SandboxRequest, SandboxUnavailable
+from mnemo.sandbox.select import backend_for, runner
 from mnemo.schemas.runs import ToolInput, ToolOutcome
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, MessageRow, PassageRow, RunEventRow, ToolRow
@@ -95,8 +109,11 @@ async def execute_tool(db: Database, inp: ToolInput, extra_tools: dict[str, InPr
         return await _search(db, inp, ctx, tool, args)
     extra = (extra_tools or {}).get(tool.name)
     if extra is not None:
-        return await _in_process(db, inp, ctx, tool, extra, args)
-    return await _record(db, inp, ctx, tool, ToolResult(False, f"Error: running tool {tool.name!r} ({tool.tool_type}) is not supported yet: custom tool sandboxes are not built."))
+        return await _at_most_once(db, inp, ctx, tool, lambda: _call_in_process(extra, args), extra.idempotent)
+    if tool.source_code and tool.source_type == "python":
+        idempotent = bool((tool.metadata_ or {}).get("idempotent"))
+        return await _at_most_once(db, inp, ctx, tool, lambda: _call_sandboxed(ctx, tool, args), idempotent)
+    return await _record(db, inp, ctx, tool, ToolResult(False, f"Error: running tool {tool.name!r} ({tool.tool_type}, {tool.source_type}) is not supported yet."))
 
 
 async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
@@ -204,11 +221,19 @@ async def _search(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow
     return await _record(db, inp, ctx, tool, ToolResult(True, value))
 
 
-async def _in_process(
-    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, extra: InProcessTool, args: dict[str, Any]
+async def _at_most_once(
+    db: Database,
+    inp: ToolInput,
+    ctx: AgentContext,
+    tool: ToolRow,
+    call: Callable[[], Awaitable[ToolResult]],
+    idempotent: bool,
 ) -> ToolOutcome:
+    """Run a tool with effects outside Postgres. Unless it is idempotent, record that it started first:
+    an attempt that finds an earlier start (its worker died mid-call) reports that instead of running
+    the tool a second time."""
     marker = {"message_type": "tool_execution_started", "tool_call_id": inp.tool_call_id, "tool_name": tool.name}
-    if not extra.idempotent:
+    if not idempotent:
         async with db.transaction() as s:
             started = (
                 await s.exec(
@@ -222,9 +247,34 @@ async def _in_process(
             if started:
                 return await _write_return(s, inp, ctx, tool, ToolResult(False, INTERRUPTED))
             await events.append(s, inp.run_id, [marker])
+    return await _record(db, inp, ctx, tool, await call())
+
+
+async def _call_in_process(extra: InProcessTool, args: dict[str, Any]) -> ToolResult:
     try:
-        value = await extra.func(**args)
-        result = ToolResult(True, value)
+        return ToolResult(True, await extra.func(**args))
     except Exception as exc:  # the model sees the tool's own error, as in Letta
-        result = ToolResult(False, f"{type(exc).__name__}: {exc}")
-    return await _record(db, inp, ctx, tool, result)
+        return ToolResult(False, f"{type(exc).__name__}: {exc}")
+
+
+async def _call_sandboxed(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolResult:
+    settings = get_settings()
+    # The tool sees the agent's secrets and Letta's two ids, nothing of the server's environment.
+    env = {str(k): str(v) for k, v in (ctx.agent.secrets or {}).items()}
+    env |= {"LETTA_AGENT_ID": ctx.agent.id, "LETTA_TOOL_ID": tool.id}
+    try:
+        backend = backend_for(tool.metadata_, ctx.agent.metadata_, settings)
+        request = SandboxRequest(
+            source_code=tool.source_code or "",
+            function_name=tool.name,
+            args=args,
+            env=env,
+            pip_requirements=[r["name"] + (f"=={r['version']}" if r.get("version") else "") for r in tool.pip_requirements or []],
+            limits=SandboxLimits(timeout_s=settings.tool_timeout_s),
+        )
+        result = await runner(backend, settings).run(request)
+    except (SandboxUnavailable, ValueError) as exc:
+        return ToolResult(False, f"Error: {exc}")
+    if result.ok:
+        return ToolResult(True, result.value, result.stdout or None, result.stderr or None)
+    return ToolResult(False, result.error or "the tool failed", result.stdout or None, result.stderr or None)
