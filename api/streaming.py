@@ -64,8 +64,10 @@ async def tail(
     with service.waiter.subscribe(run_id) as woken:
         while True:
             async with service.db.session() as s:
+                # The run first: when it was already finished, its closing events (committed with the
+                # status) are in the read that follows, so an empty read really means the end.
+                run = await s.get(RunRow, run_id)
                 batch = await events.read(s, run_id, cursor, BATCH)
-                run = await s.get(RunRow, run_id) if not batch else None
             for event in batch:
                 cursor = int(event.get("seq_id", cursor + 1))
                 if not wanted(event, stream_tokens=stream_tokens, types=types):

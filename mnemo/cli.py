@@ -25,7 +25,7 @@ ApiUrl = Annotated[
         "--api-url",
         envvar="MNEMO_API_URL",
         show_default=False,
-        help="Mnemo API base URL [default: http://127.0.0.1:$MNEMO_API_PORT, port 8283].",
+        help="Mnemo API base URL (default: http://127.0.0.1:$MNEMO_API_PORT, i.e. port 8283).",
     ),
 ]
 

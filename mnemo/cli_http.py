@@ -57,10 +57,14 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
+# Ids and times are copied and compared whole: a narrow terminal squeezes the other columns instead.
+WHOLE_COLUMNS = frozenset({"ID", "AGENT", "CREATED"})
+
+
 def _table(*headers: str) -> Table:
     table = Table(header_style="bold")
     for header in headers:
-        table.add_column(header, no_wrap=header == "ID")
+        table.add_column(header, no_wrap=header in WHOLE_COLUMNS)
     return table
 
 
@@ -193,6 +197,11 @@ def follow(events: Iterator[SseEvent], printer: EventPrinter, *, raw: bool = Fal
             event = _event(sse)
             if event is not None and event.message_type == "ping":
                 continue  # a keepalive, not part of the run
+            if sse.event == "error" and (event is None or event.message_type != "error_message"):
+                printer.finish()  # a failure of the stream itself rather than of the run
+                printer.errors.append(sse.data)
+                printer.err.print(f"error: {sse.data}", style="red")
+                continue
             if raw or event is None:
                 if event is not None:
                     printer.track(event)
@@ -279,9 +288,16 @@ def runs_list(
     if not runs:
         out.print("No runs match.")
         return 0
-    table = _table("ID", "AGENT", "STATUS", "STOP REASON", "CREATED")
+    # Filtered by agent, the agent column would repeat one id on every row.
+    headers = (
+        ("ID", "STATUS", "STOP REASON", "CREATED")
+        if agent_id
+        else ("ID", "AGENT", "STATUS", "STOP REASON", "CREATED")
+    )
+    table = _table(*headers)
     for run in runs:
-        table.add_row(run.id, run.agent_id or "", run.status, run.stop_reason or "-", _when(run.created_at))
+        cells = [run.id, run.agent_id or "", run.status, run.stop_reason or "-", _when(run.created_at)]
+        table.add_row(*(cells[:1] + cells[2:] if agent_id else cells))
     out.print(table)
     return 0
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,12 @@ pytestmark = pytest.mark.slow
 MNEMO = str(Path(sys.executable).parent / "mnemo")
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = ("temporal", "postgres", "worker", "api")
+
+
+def _home() -> Path:
+    """A MNEMO_HOME outside pytest's temp root: pytest resets that root to 0700 whenever a session
+    starts, which locks out the `pgserver` user the embedded Postgres runs as (when we are root)."""
+    return Path(tempfile.mkdtemp(prefix="mnemo-stack-")) / "home"
 
 
 def _free_port() -> int:
@@ -138,7 +145,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(home=tmp_path_factory.mktemp("stack") / "home")
+    stack = Stack(home=_home())
     try:
         yield stack
     finally:
@@ -229,7 +236,7 @@ def test_up_on_a_partly_running_stack_starts_only_what_is_missing(stack: Stack) 
 
 @pytest.mark.parametrize("variable", ["MNEMO_API_PORT", "MNEMO_TEMPORAL_PORT", "MNEMO_TEMPORAL_UI_PORT"])
 def test_a_port_taken_by_another_process_is_a_one_line_error(tmp_path: Path, variable: str) -> None:
-    stack = Stack(home=tmp_path / "home")
+    stack = Stack(home=_home())
     port = {
         "MNEMO_API_PORT": stack.api_port,
         "MNEMO_TEMPORAL_PORT": stack.temporal_port,
@@ -248,7 +255,7 @@ def test_a_port_taken_by_another_process_is_a_one_line_error(tmp_path: Path, var
 
 
 def test_a_missing_temporal_binary_is_a_one_line_error(tmp_path: Path) -> None:
-    stack = Stack(home=tmp_path / "home")
+    stack = Stack(home=_home())
     # The system interpreter with the venv's packages: no `temporal` beside it, none on PATH.
     env = stack.env
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
@@ -269,7 +276,7 @@ def test_a_missing_temporal_binary_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_foreground_up_stops_what_it_started_on_ctrl_c(tmp_path: Path) -> None:
-    stack = Stack(home=tmp_path / "home")
+    stack = Stack(home=_home())
     log = (tmp_path / "up.log").open("w")
     proc = subprocess.Popen([MNEMO, "up"], env=stack.env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -296,7 +303,7 @@ def test_foreground_up_stops_what_it_started_on_ctrl_c(tmp_path: Path) -> None:
 
 def test_make_run_demo_converses_then_down_leaves_nothing(tmp_path: Path) -> None:
     """What `make run` does on a fresh machine without a provider key: the demo over the real stack."""
-    demo = Stack(home=tmp_path / "home")
+    demo = Stack(home=_home())
     env = {k: v for k, v in demo.env.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
     env["MNEMO_FAKE_LLM_PORT"] = str(_free_port())
     try:
