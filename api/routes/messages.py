@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +21,16 @@ from mnemo.store.tables import AgentRow, MessageRow, RunRow
 router = APIRouter(prefix="/agents", tags=["messages"])
 
 
+def check_text_parts(content: Any) -> Any:
+    # A text part's `text` becomes the stored message's text (joined as strings): a number or null there
+    # was a 500.
+    if isinstance(content, list):
+        for i, part in enumerate(content):
+            if part.get("type") == "text" and "text" in part and not isinstance(part["text"], str):
+                raise ValueError(f"content[{i}].text must be a string")
+    return content
+
+
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -30,6 +40,8 @@ class MessageCreate(BaseModel):
     name: str | None = None
     otid: str | None = None
     sender_id: str | None = None
+
+    _text_parts = field_validator("content")(check_text_parts)
 
 
 class LettaRequest(BaseModel):
@@ -42,6 +54,8 @@ class LettaRequest(BaseModel):
     streaming: bool = False
     stream_tokens: bool = False
     background: bool = False
+
+    _text_parts = field_validator("input")(check_text_parts)
 
     @model_validator(mode="after")
     def _one_input(self) -> LettaRequest:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Services, get_services
 from api.streaming import sse_response, tail
@@ -15,7 +15,9 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 class RetrieveStreamRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    starting_after: int = 0
+    # seq_ids are 1-based Postgres INTEGERs; a cursor outside them would fail inside the already-started
+    # SSE response (a broken stream, not an error the client can read).
+    starting_after: int = Field(default=0, ge=0, le=2**31 - 1)
     include_pings: bool = True
     poll_interval: float | None = None  # accepted for Letta compatibility; NOTIFY wakes the stream instead
     batch_size: int | None = None
