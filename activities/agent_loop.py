@@ -110,7 +110,9 @@ class AgentLoopActivities:
 
         async def on_delta(delta: Delta | None) -> None:
             if delta is not None:
-                pending.append({**base, **partial_message(delta, agent_type), "delta": True, "attempt": attempt})
+                pending.append(
+                    {**base, **partial_message(delta, agent_type), "delta": True, "attempt": attempt}
+                )
             if delta is None or time.monotonic() - last >= DELTA_FLUSH_S:
                 await flush()
 
@@ -130,7 +132,9 @@ class AgentLoopActivities:
     async def runs_callback(self, inp: CallbackInput) -> None:
         with database_errors_retryable():
             try:
-                await send_callback(self.db, inp.run_id, final_attempt=activity.info().attempt >= inp.max_attempts)
+                await send_callback(
+                    self.db, inp.run_id, final_attempt=activity.info().attempt >= inp.max_attempts
+                )
             except RuntimeError as exc:
                 raise ApplicationError(str(exc), type="CallbackFailed") from None
 
@@ -150,7 +154,9 @@ class AgentLoopActivities:
                 try:
                     return await compact(self.db, inp)
                 except SystemPromptTooLarge as err:
-                    raise ApplicationError(str(err), type="SystemPromptTooLarge", non_retryable=True) from None
+                    raise ApplicationError(
+                        str(err), type="SystemPromptTooLarge", non_retryable=True
+                    ) from None
                 except LLMError as err:
                     raise _llm_failure(err) from err
 

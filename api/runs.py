@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
-
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from sqlalchemy import func as sa_func
 from sqlalchemy import update as sa_update
 from sqlmodel import col
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from api.run_waiter import RunWaiter
 from mnemo import search_attributes as sa
@@ -23,7 +21,9 @@ from workflows import names
 
 
 class RunService:
-    def __init__(self, client: Client, db: Database, task_queue: str, policy: RunPolicy | None = None) -> None:
+    def __init__(
+        self, client: Client, db: Database, task_queue: str, policy: RunPolicy | None = None
+    ) -> None:
         self.client = client
         self.db = db
         self.task_queue = task_queue
@@ -64,8 +64,13 @@ class RunService:
         """Persist the run and its input, then hand it to the agent's workflow. Returns the run row."""
         async with self.db.transaction() as s:
             run = await create_run(
-                s, agent_id, messages, max_steps=max_steps, request_config=request_config,
-                background=background, callback_url=callback_url,
+                s,
+                agent_id,
+                messages,
+                max_steps=max_steps,
+                request_config=request_config,
+                background=background,
+                callback_url=callback_url,
             )
         try:
             await self._submit(agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy))
@@ -81,16 +86,21 @@ class RunService:
         if run is None:
             raise LookupError(f"run {run_id} not found")
         if run.status == "completed":
-            raise ValueError(f"run {run_id} already completed ({run.stop_reason}); there is nothing to resume")
+            raise ValueError(
+                f"run {run_id} already completed ({run.stop_reason}); there is nothing to resume"
+            )
         if run.status == "cancelled":
             raise ValueError(f"run {run_id} was cancelled; send a new message instead of resuming it")
         if run.status in ("created", "running") and await self._workflow_open(run_id):
-            raise ValueError(f"run {run_id} is still {run.status}; only a failed or interrupted run can be resumed")
+            raise ValueError(
+                f"run {run_id} is still {run.status}; only a failed or interrupted run can be resumed"
+            )
         previous = (run.status, run.stop_reason)
         await self._set_status(run_id, "created", None)  # waiters now wait for the resumed run's end
         try:
             await self._submit(
-                run.agent_id, SubmitRun(run_id=run_id, max_steps=run.max_steps or 50, policy=self.policy, resume=True)
+                run.agent_id,
+                SubmitRun(run_id=run_id, max_steps=run.max_steps or 50, policy=self.policy, resume=True),
             )
         except Exception:
             await self._set_status(run_id, *previous)
@@ -149,7 +159,3 @@ class RunService:
     async def agent_exists(self, agent_id: str) -> bool:
         async with self.db.session() as s:
             return await s.get(AgentRow, agent_id) is not None
-
-
-async def gather_waits(service: RunService, run_ids: list[str], timeout: float | None = None) -> list[RunRow]:
-    return list(await asyncio.gather(*(service.wait(r, timeout) for r in run_ids)))

@@ -44,7 +44,11 @@ def wanted(event: dict[str, Any], *, stream_tokens: bool, types: set[str] | None
         return stream_tokens
     if stream_tokens and kind in STREAMED_AS_DELTAS:
         return False
-    if types is not None and kind not in types and kind not in ("stop_reason", "usage_statistics", "error_message"):
+    if (
+        types is not None
+        and kind not in types
+        and kind not in ("stop_reason", "usage_statistics", "error_message")
+    ):
         return False
     return True
 

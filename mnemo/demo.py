@@ -35,13 +35,22 @@ def _fake_llm(settings: Settings) -> dict[str, Any]:
     fake.script(
         Reply.tool_call(
             "memory_replace",
-            {"label": "human", "old_string": "Name: unknown", "new_string": "Name: Ada\nLoves hiking in the Alps."},
+            {
+                "label": "human",
+                "old_string": "Name: unknown",
+                "new_string": "Name: Ada\nLoves hiking in the Alps.",
+            },
         ),
         Reply.text("Nice to meet you, Ada! I've made a note that you love hiking in the Alps."),
         Reply.text("You're Ada, and you love hiking in the Alps. I keep that in my core memory."),
         model=FAKE_MODEL,
     )
-    return {"model": FAKE_MODEL, "model_endpoint_type": "openai", "model_endpoint": record.address, "context_window": 32000}
+    return {
+        "model": FAKE_MODEL,
+        "model_endpoint_type": "openai",
+        "model_endpoint": record.address,
+        "context_window": 32000,
+    }
 
 
 def _model_choice(settings: Settings) -> dict[str, Any]:
@@ -94,7 +103,9 @@ def main() -> int:
         )
         created.raise_for_status()
         agent = created.json()
-        console.print(f"\nCreated agent [bold]{agent['name']}[/] ({agent['id']}) with persona and human memory.\n")
+        console.print(
+            f"\nCreated agent [bold]{agent['name']}[/] ({agent['id']}) with persona and human memory.\n"
+        )
         run_id = None
         for text in CONVERSATION:
             console.print(f"[bold blue]user:[/] {text}")
@@ -104,13 +115,17 @@ def main() -> int:
             for message in body["messages"]:
                 _show(message)
                 run_id = message.get("run_id") or run_id
-            console.print(f"[dim]({body['stop_reason']['stop_reason']}, {body['usage']['step_count']} steps)[/]\n")
+            console.print(
+                f"[dim]({body['stop_reason']['stop_reason']}, {body['usage']['step_count']} steps)[/]\n"
+            )
         blocks = http.get(f"/agents/{agent['id']}", params={"include": "agent.blocks"}).json()["blocks"]
         human = next(b["value"] for b in blocks if b["label"] == "human")
         console.print(f"The agent's [bold]human[/] memory block now reads: {json.dumps(human)}\n")
     ui = f"http://127.0.0.1:{settings.temporal_ui_port}"
     console.print(f"API:          {api}/v1   (docs: {api}/docs)")
-    console.print(f"Temporal UI:  {ui}   (the last run: {ui}/namespaces/{settings.temporal_namespace}/workflows/run:{run_id})")
+    console.print(
+        f"Temporal UI:  {ui}   (the last run: {ui}/namespaces/{settings.temporal_namespace}/workflows/run:{run_id})"
+    )
     console.print("Stop everything with: make stop")
     return 0
 

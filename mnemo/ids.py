@@ -6,8 +6,22 @@ import uuid
 from typing import Literal
 
 Prefix = Literal[
-    "agent", "message", "run", "job", "block", "tool", "passage", "step", "archive",
-    "source", "file", "provider", "sandbox", "identity", "conv", "group",
+    "agent",
+    "message",
+    "run",
+    "job",
+    "block",
+    "tool",
+    "passage",
+    "step",
+    "archive",
+    "source",
+    "file",
+    "provider",
+    "sandbox",
+    "identity",
+    "conv",
+    "group",
 ]
 
 

@@ -32,7 +32,14 @@ async def activities(
 
     db = Database(database_url) if database_url else Database.from_settings(settings)
     loop = AgentLoopActivities(db, extra_tools)
-    acts = [loop.runs_start, loop.runs_finish, loop.runs_callback, loop.llm_step, loop.tools_execute, loop.memory_compact]
+    acts = [
+        loop.runs_start,
+        loop.runs_finish,
+        loop.runs_callback,
+        loop.llm_step,
+        loop.tools_execute,
+        loop.memory_compact,
+    ]
 
     async def close() -> None:
         await db.dispose()

@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         SubmitAck,
         SubmitRun,
     )
-
     from workflows import names
 
 

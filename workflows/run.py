@@ -130,10 +130,14 @@ class RunWorkflow:
             step += 1
         return "max_steps", None, step
 
-    async def _compact(self, inp: RunInput, step: int, attempt: int, trigger: str) -> tuple[str, str | None, int] | None:
+    async def _compact(
+        self, inp: RunInput, step: int, attempt: int, trigger: str
+    ) -> tuple[str, str | None, int] | None:
         """Compact the context; a stop reason if that failed (None: carry on)."""
         policy = inp.policy
-        arg = CompactInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, attempt=attempt, trigger=trigger)
+        arg = CompactInput(
+            run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, attempt=attempt, trigger=trigger
+        )
         try:
             await workflow.execute_activity(
                 names.MEMORY_COMPACT,

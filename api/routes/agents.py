@@ -61,7 +61,11 @@ async def list_agents(
     for cursor, newer in ((after, order == "asc"), (before, order != "asc")):
         if cursor:
             anchor = await get_agent_row(s, cursor)
-            cmp = col(AgentRow.created_at) > anchor.created_at if newer else col(AgentRow.created_at) < anchor.created_at
+            cmp = (
+                col(AgentRow.created_at) > anchor.created_at
+                if newer
+                else col(AgentRow.created_at) < anchor.created_at
+            )
             stmt = stmt.where(cmp)
     created = col(AgentRow.created_at)
     stmt = stmt.order_by(created.asc() if order == "asc" else created.desc()).limit(limit)
@@ -70,7 +74,9 @@ async def list_agents(
 
 
 @router.get("/{agent_id}", summary="Retrieve an agent")
-async def retrieve(agent_id: str, include: list[str] = Query(default=[]), s: AsyncSession = Depends(session)) -> dict[str, Any]:
+async def retrieve(
+    agent_id: str, include: list[str] = Query(default=[]), s: AsyncSession = Depends(session)
+) -> dict[str, Any]:
     row = await get_agent_row(s, agent_id)
     return await full_state(s, row, include)
 

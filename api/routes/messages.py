@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-
-from fastapi import Response
 
 from api import serializers
 from api.deps import Services, get_services, session
@@ -69,7 +67,9 @@ class LettaRequest(BaseModel):
         return [m.model_dump(exclude_none=True, exclude={"type"}) for m in self.messages or []]
 
 
-async def run_messages(s: AsyncSession, run: RunRow, agent_type: str, types: list[str] | None) -> list[dict[str, Any]]:
+async def run_messages(
+    s: AsyncSession, run: RunRow, agent_type: str, types: list[str] | None
+) -> list[dict[str, Any]]:
     rows = (
         await s.exec(
             select(MessageRow)
@@ -94,7 +94,9 @@ def _check_streaming_options(body: LettaStreamingRequest) -> None:
         raise HTTPException(422, "Streaming options set without streaming enabled")
 
 
-async def _start(services: Services, agent_id: str, body: LettaRequest, **extra: Any) -> tuple[AgentRow, RunRow]:
+async def _start(
+    services: Services, agent_id: str, body: LettaRequest, **extra: Any
+) -> tuple[AgentRow, RunRow]:
     async with services.db.session() as s:
         agent = await get_agent_row(s, agent_id)
     run = await services.runs.send(
@@ -113,11 +115,19 @@ async def _start(services: Services, agent_id: str, body: LettaRequest, **extra:
 def _stream(services: Services, run: RunRow, body: LettaStreamingRequest) -> Response:
     types = set(body.include_return_message_types) if body.include_return_message_types else None
     return sse_response(
-        tail(services.runs, run.id, stream_tokens=body.stream_tokens, include_pings=body.include_pings, types=types)
+        tail(
+            services.runs,
+            run.id,
+            stream_tokens=body.stream_tokens,
+            include_pings=body.include_pings,
+            types=types,
+        )
     )
 
 
-@router.post("/{agent_id}/messages", summary="Send a message; wait for the response, or stream it with streaming=true")
+@router.post(
+    "/{agent_id}/messages", summary="Send a message; wait for the response, or stream it with streaming=true"
+)
 async def send_message(
     agent_id: str, body: LettaStreamingRequest, services: Services = Depends(get_services)
 ) -> Any:
@@ -158,10 +168,14 @@ class CancelRequest(BaseModel):
 
 
 @router.post("/{agent_id}/messages/cancel", summary="Cancel an agent's queued and running runs")
-async def cancel(agent_id: str, body: CancelRequest | None = None, services: Services = Depends(get_services)) -> dict[str, str]:
+async def cancel(
+    agent_id: str, body: CancelRequest | None = None, services: Services = Depends(get_services)
+) -> dict[str, str]:
     async with services.db.session() as s:
         await get_agent_row(s, agent_id)
-        stmt = select(RunRow.id).where(RunRow.agent_id == agent_id, col(RunRow.status).in_(("created", "running")))
+        stmt = select(RunRow.id).where(
+            RunRow.agent_id == agent_id, col(RunRow.status).in_(("created", "running"))
+        )
         if body and body.run_ids is not None:
             stmt = stmt.where(col(RunRow.id).in_(body.run_ids))
         active = list((await s.exec(stmt)).all())

@@ -34,6 +34,11 @@ async def stream_run(
         raise HTTPException(404, f"Run {run_id} not found")
     stream_tokens = bool((run.request_config or {}).get("stream_tokens"))
     return sse_response(
-        tail(services.runs, run_id, starting_after=body.starting_after, stream_tokens=stream_tokens,
-             include_pings=body.include_pings)
+        tail(
+            services.runs,
+            run_id,
+            starting_after=body.starting_after,
+            stream_tokens=stream_tokens,
+            include_pings=body.include_pings,
+        )
     )

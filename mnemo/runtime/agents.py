@@ -15,7 +15,12 @@ from mnemo.ids import new_id
 from mnemo.llm.config import resolve_llm_config
 from mnemo.memory.prompts import default_system_prompt
 from mnemo.memory.render import BlockView, compile_system_prompt, renders_memory_blocks, uses_line_numbers
-from mnemo.schemas.agents import DEFAULT_BLOCK_DESCRIPTIONS, HEARTBEAT_AGENT_TYPES, SUPPORTED_AGENT_TYPES, CreateAgent
+from mnemo.schemas.agents import (
+    DEFAULT_BLOCK_DESCRIPTIONS,
+    HEARTBEAT_AGENT_TYPES,
+    SUPPORTED_AGENT_TYPES,
+    CreateAgent,
+)
 from mnemo.store.tables import (
     AgentArchiveRow,
     AgentBlockRow,
@@ -77,7 +82,9 @@ async def create_agent(session: AsyncSession, req: CreateAgent, settings: Settin
 
     await _attach_blocks(session, agent_id, req)
     await _attach_tools(session, agent_id, tool_names + list(req.tools), list(req.tool_ids))
-    archive = ArchiveRow(id=new_id("archive"), name=f"{agent.name} archival memory", embedding_config=agent.embedding_config)
+    archive = ArchiveRow(
+        id=new_id("archive"), name=f"{agent.name} archival memory", embedding_config=agent.embedding_config
+    )
     session.add(archive)
     await session.flush()
     session.add(AgentArchiveRow(agent_id=agent_id, archive_id=archive.id, is_default=True))
@@ -97,7 +104,9 @@ async def _attach_blocks(session: AsyncSession, agent_id: str, req: CreateAgent)
     labels: set[str] = set()
     for spec in req.memory_blocks:
         if spec.label in labels:
-            raise ValueError(f"duplicate memory block label {spec.label!r}: an agent's block labels must be unique")
+            raise ValueError(
+                f"duplicate memory block label {spec.label!r}: an agent's block labels must be unique"
+            )
         labels.add(spec.label)
         block = BlockRow(
             id=new_id("block"),
@@ -162,7 +171,11 @@ async def agent_blocks(session: AsyncSession, agent_id: str) -> list[BlockRow]:
 
 def block_view(row: BlockRow) -> BlockView:
     return BlockView(
-        label=row.label, value=row.value, limit=row.limit, description=row.description, read_only=row.read_only
+        label=row.label,
+        value=row.value,
+        limit=row.limit,
+        description=row.description,
+        read_only=row.read_only,
     )
 
 
@@ -174,7 +187,9 @@ async def recompile_system_message(session: AsyncSession, agent: AgentRow) -> st
     await session.refresh(agent)  # bulk updates in this transaction (message_ids) expired it
     blocks = await agent_blocks(session, agent.id)
     total = (
-        await session.exec(select(sa.func.count()).select_from(MessageRow).where(MessageRow.agent_id == agent.id))
+        await session.exec(
+            select(sa.func.count()).select_from(MessageRow).where(MessageRow.agent_id == agent.id)
+        )
     ).one()
     archival_count, archival_tags = await _archival_stats(session, agent.id)
     endpoint_type = (agent.llm_config or {}).get("model_endpoint_type")

@@ -44,8 +44,12 @@ def _views(ctx: AgentContext) -> list[MsgView]:
         ids = [c.get("id", "") for c in (row.tool_calls or [])] if row.role == "assistant" else []
         if row.role == "tool" and row.tool_call_id:
             ids = [row.tool_call_id]
-        role = row.role if row.role in ("system", "user", "assistant", "tool", "approval", "summary") else "user"
-        views.append(MsgView(id=row.id, role=role, tokens=estimate_tokens(json.dumps(openai)), tool_call_ids=ids))  # type: ignore[arg-type]
+        role = (
+            row.role if row.role in ("system", "user", "assistant", "tool", "approval", "summary") else "user"
+        )
+        views.append(
+            MsgView(id=row.id, role=role, tokens=estimate_tokens(json.dumps(openai)), tool_call_ids=ids)
+        )  # type: ignore[arg-type]
     return views
 
 
@@ -85,17 +89,25 @@ async def compact(db: Database, inp: CompactInput) -> CompactOutcome:
         messages_count_before=len(views),
         messages_count_after=len(plan.keep_ids) + 1,
     )
-    text = summary_message_text(summary, len(plan.evict_ids), plan.mode, datetime.now(UTC), ctx.agent.timezone, stats)
+    text = summary_message_text(
+        summary, len(plan.evict_ids), plan.mode, datetime.now(UTC), ctx.agent.timezone, stats
+    )
     async with db.transaction() as s:
         agent = await load_agent(s, inp.agent_id, for_update=True)
         if await s.get(MessageRow, summary_id) is not None:
             return CompactOutcome(summary_message_id=summary_id, evicted=0, kept=0, already_done=True)
         if set(plan.keep_ids) - set(agent.message_ids):
-            raise RuntimeError("the context changed while it was being summarized; compaction will be retried")
+            raise RuntimeError(
+                "the context changed while it was being summarized; compaction will be retried"
+            )
         s.add(
             MessageRow(
-                id=summary_id, agent_id=inp.agent_id, role="user", content=[{"type": "text", "text": text}],
-                text=None, run_id=inp.run_id,
+                id=summary_id,
+                agent_id=inp.agent_id,
+                role="user",
+                content=[{"type": "text", "text": text}],
+                text=None,
+                run_id=inp.run_id,
             )
         )
         await s.flush()
@@ -104,6 +116,8 @@ async def compact(db: Database, inp: CompactInput) -> CompactOutcome:
         await s.flush()
         await recompile_system_message(s, agent)
         await events.append(
-            s, inp.run_id, [{"message_type": "event_message", "event_type": "compaction", "event_data": stats.model_dump()}]
+            s,
+            inp.run_id,
+            [{"message_type": "event_message", "event_type": "compaction", "event_data": stats.model_dump()}],
         )
     return CompactOutcome(summary_message_id=summary_id, evicted=len(plan.evict_ids), kept=len(plan.keep_ids))

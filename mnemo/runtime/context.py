@@ -59,7 +59,10 @@ class AgentContext:
     def tool_schemas(self) -> list[dict[str, Any]]:
         out = []
         for tool in self.tools:
-            schema = tool.json_schema or {"name": tool.name, "parameters": {"type": "object", "properties": {}}}
+            schema = tool.json_schema or {
+                "name": tool.name,
+                "parameters": {"type": "object", "properties": {}},
+            }
             if self.heartbeat_mode and tool.name not in self.terminal:
                 schema = with_request_heartbeat(schema)
             out.append({"type": "function", "function": schema})

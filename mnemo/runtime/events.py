@@ -26,16 +26,23 @@ async def append(session: AsyncSession, run_id: str, events: Sequence[dict[str, 
     # Lock the run row: writers of one run are serialized, so seq_ids never collide.
     await session.exec(select(RunRow.id).where(RunRow.id == run_id).with_for_update())
     last = (
-        await session.exec(select(sa.func.coalesce(sa.func.max(RunEventRow.seq_id), 0)).where(RunEventRow.run_id == run_id))
+        await session.exec(
+            select(sa.func.coalesce(sa.func.max(RunEventRow.seq_id), 0)).where(RunEventRow.run_id == run_id)
+        )
     ).one()
     seq_ids = list(range(int(last) + 1, int(last) + 1 + len(events)))
-    rows = [{"run_id": run_id, "seq_id": s, "event": {**e, "seq_id": s}} for s, e in zip(seq_ids, events, strict=True)]
+    rows = [
+        {"run_id": run_id, "seq_id": s, "event": {**e, "seq_id": s}}
+        for s, e in zip(seq_ids, events, strict=True)
+    ]
     await session.execute(sa.insert(RunEventRow), rows)
     await session.execute(sa.select(sa.func.pg_notify(CHANNEL, run_id)))
     return seq_ids
 
 
-async def read(session: AsyncSession, run_id: str, starting_after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+async def read(
+    session: AsyncSession, run_id: str, starting_after: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
     rows = await session.exec(
         select(RunEventRow.event)
         .where(RunEventRow.run_id == run_id, col(RunEventRow.seq_id) > starting_after)

@@ -88,7 +88,10 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
     text = _text(row)
     if text:
         if legacy:
-            out.append(_base(row, "reasoning_message", len(out)) | {"reasoning": text, "source": "non_reasoner_model"})
+            out.append(
+                _base(row, "reasoning_message", len(out))
+                | {"reasoning": text, "source": "non_reasoner_model"}
+            )
         else:
             out.append(_base(row, "assistant_message", len(out)) | {"content": text})
     for call in row.tool_calls or []:
@@ -107,9 +110,17 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
 def partial_message(delta: Delta, agent_type: str) -> dict[str, Any]:
     """A streamed token delta as the partial Letta message `stream_tokens=true` clients expect."""
     if delta.kind == "tool_call":
-        call = {"name": delta.tool_name, "arguments": delta.arguments_delta, "tool_call_id": delta.tool_call_id}
+        call = {
+            "name": delta.tool_name,
+            "arguments": delta.arguments_delta,
+            "tool_call_id": delta.tool_call_id,
+        }
         call = {k: v for k, v in call.items() if v is not None}
         return {"message_type": "tool_call_message", "tool_call": call, "tool_calls": call}
     if delta.kind == "reasoning" or agent_type in HEARTBEAT_AGENT_TYPES:
-        return {"message_type": "reasoning_message", "reasoning": delta.text or "", "source": "non_reasoner_model"}
+        return {
+            "message_type": "reasoning_message",
+            "reasoning": delta.text or "",
+            "source": "non_reasoner_model",
+        }
     return {"message_type": "assistant_message", "content": delta.text or ""}

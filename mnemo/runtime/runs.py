@@ -85,7 +85,11 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
         inputs = (
             await s.exec(
                 select(MessageRow.id)
-                .where(MessageRow.run_id == inp.run_id, col(MessageRow.step_id).is_(None), MessageRow.role != "tool")
+                .where(
+                    MessageRow.run_id == inp.run_id,
+                    col(MessageRow.step_id).is_(None),
+                    MessageRow.role != "tool",
+                )
                 .order_by(col(MessageRow.seq))
             )
         ).all()
@@ -96,7 +100,9 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
         s.add(run)
         last_ok = (
             await s.exec(
-                select(sa.func.max(StepRow.step_index)).where(StepRow.run_id == inp.run_id, StepRow.status == "success")
+                select(sa.func.max(StepRow.step_index)).where(
+                    StepRow.run_id == inp.run_id, StepRow.status == "success"
+                )
             )
         ).one()
     return ResumePoint(run_id=inp.run_id, first_step=int(last_ok) if last_ok is not None else 0)
@@ -149,7 +155,12 @@ async def finish_run(db: Database, inp: FinishInput) -> FinishOutcome:
         tail: list[dict[str, Any]] = []
         if inp.error:
             tail.append(
-                {"message_type": "error_message", "run_id": run.id, "error_type": _error_type(inp.stop_reason), "message": inp.error}
+                {
+                    "message_type": "error_message",
+                    "run_id": run.id,
+                    "error_type": _error_type(inp.stop_reason),
+                    "message": inp.error,
+                }
             )
         tail += [{"message_type": "stop_reason", "stop_reason": inp.stop_reason}, usage]
         await events.append(s, run.id, tail)

@@ -100,7 +100,9 @@ async def conversation_search(
         col(MessageRow.role).in_(wanted),
         col(MessageRow.text).is_not(None),
         # Letta drops the model's own calls to this tool from the results.
-        sa.not_(sa.func.coalesce(sa.cast(MessageRow.tool_calls, sa.Text), "").contains('"conversation_search"')),
+        sa.not_(
+            sa.func.coalesce(sa.cast(MessageRow.tool_calls, sa.Text), "").contains('"conversation_search"')
+        ),
     ]
     if start:
         conds.append(col(MessageRow.created_at) >= start)
@@ -112,12 +114,24 @@ async def conversation_search(
     if query:
         tsq = sa.func.websearch_to_tsquery("english", query)
         fts_ids = list(
-            (await session.exec(base.where(messages_fts.op("@@")(tsq)).order_by(sa.func.ts_rank(messages_fts, tsq).desc()).limit(CANDIDATES))).all()
+            (
+                await session.exec(
+                    base.where(messages_fts.op("@@")(tsq))
+                    .order_by(sa.func.ts_rank(messages_fts, tsq).desc())
+                    .limit(CANDIDATES)
+                )
+            ).all()
         )
         if embedder is not None:
             await _embed_missing(session, agent_id, embedder)
             qvec = await embedder.embed_query(query)
-            stmt = vector.nearest(base, embedding=MessageRow.embedding, embedding_dim=MessageRow.embedding_dim, query=qvec, limit=CANDIDATES)  # type: ignore[arg-type]
+            stmt = vector.nearest(
+                base,
+                embedding=MessageRow.embedding,
+                embedding_dim=MessageRow.embedding_dim,
+                query=qvec,
+                limit=CANDIDATES,
+            )  # type: ignore[arg-type]
             vec_ids = list((await session.exec(stmt)).all())
         fused = rrf(fts_ids, vec_ids)[:limit]
     else:
@@ -125,7 +139,12 @@ async def conversation_search(
         fused = [(mid, 0.0, [None, None]) for mid in recent]
     if not fused:
         return {"message": "No results found.", "results": []}
-    rows = {r.id: r for r in (await session.exec(select(MessageRow).where(col(MessageRow.id).in_([f[0] for f in fused])))).all()}
+    rows = {
+        r.id: r
+        for r in (
+            await session.exec(select(MessageRow).where(col(MessageRow.id).in_([f[0] for f in fused])))
+        ).all()
+    }
     now = datetime.now(UTC)
     zone = ZoneInfo(tz or "UTC")
     results = []
@@ -163,7 +182,9 @@ def _display_text(row: MessageRow) -> str:
 async def default_archive_id(session: AsyncSession, agent_id: str) -> str:
     archive_id = (
         await session.exec(
-            select(AgentArchiveRow.archive_id).where(AgentArchiveRow.agent_id == agent_id, col(AgentArchiveRow.is_default))
+            select(AgentArchiveRow.archive_id).where(
+                AgentArchiveRow.agent_id == agent_id, col(AgentArchiveRow.is_default)
+            )
         )
     ).one_or_none()
     if archive_id is None:
@@ -200,18 +221,35 @@ async def archival_search(
     base = select(PassageRow.id).where(*conds)
     tsq = sa.func.websearch_to_tsquery("english", query)
     fts_ids = list(
-        (await session.exec(base.where(passages_fts.op("@@")(tsq)).order_by(sa.func.ts_rank(passages_fts, tsq).desc()).limit(CANDIDATES))).all()
+        (
+            await session.exec(
+                base.where(passages_fts.op("@@")(tsq))
+                .order_by(sa.func.ts_rank(passages_fts, tsq).desc())
+                .limit(CANDIDATES)
+            )
+        ).all()
     )
     qvec = await embedder.embed_query(query)
     # The HNSW scan returns at most ef_search rows (pgvector's default 40 < CANDIDATES), and filters
     # apply after it: widen it, more so when filtering.
     await vector.set_ef_search(session, 200 if (tags or start or end) else CANDIDATES)
-    stmt = vector.nearest(base, embedding=PassageRow.embedding, embedding_dim=PassageRow.embedding_dim, query=qvec, limit=CANDIDATES)  # type: ignore[arg-type]
+    stmt = vector.nearest(
+        base,
+        embedding=PassageRow.embedding,
+        embedding_dim=PassageRow.embedding_dim,
+        query=qvec,
+        limit=CANDIDATES,
+    )  # type: ignore[arg-type]
     vec_ids = list((await session.exec(stmt)).all())
     fused = rrf(vec_ids, fts_ids)[:top_k]
     if not fused:
         return []
-    rows = {r.id: r for r in (await session.exec(select(PassageRow).where(col(PassageRow.id).in_([f[0] for f in fused])))).all()}
+    rows = {
+        r.id: r
+        for r in (
+            await session.exec(select(PassageRow).where(col(PassageRow.id).in_([f[0] for f in fused])))
+        ).all()
+    }
     zone = ZoneInfo(tz or "UTC")
     return [
         {

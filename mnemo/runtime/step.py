@@ -44,7 +44,9 @@ async def append_to_context(session: Any, agent_id: str, message_ids: list[str])
 
 async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | None:
     async with db.session() as s:
-        row = (await s.exec(select(StepRow).where(StepRow.run_id == run_id, StepRow.step_index == index))).one_or_none()
+        row = (
+            await s.exec(select(StepRow).where(StepRow.run_id == run_id, StepRow.step_index == index))
+        ).one_or_none()
     if row is not None and row.status == "success" and row.outcome:
         return StepOutcome.model_validate(row.outcome)
     return None
@@ -70,15 +72,22 @@ async def run_step(
             await s.execute(
                 insert(MessageRow)
                 .values(
-                    id=hid, agent_id=inp.agent_id, role="user", content=[{"type": "text", "text": text}], text=text,
-                    run_id=inp.run_id, step_id=sid,
+                    id=hid,
+                    agent_id=inp.agent_id,
+                    role="user",
+                    content=[{"type": "text", "text": text}],
+                    text=text,
+                    run_id=inp.run_id,
+                    step_id=sid,
                 )
                 .on_conflict_do_nothing(index_elements=["id"])
             )
             await append_to_context(s, inp.agent_id, [hid])
         await s.execute(
             insert(StepRow)
-            .values(id=sid, run_id=inp.run_id, agent_id=inp.agent_id, step_index=inp.step_index, status="pending")
+            .values(
+                id=sid, run_id=inp.run_id, agent_id=inp.agent_id, step_index=inp.step_index, status="pending"
+            )
             .on_conflict_do_nothing(index_elements=["id"])
         )
     async with db.session() as s:
@@ -108,7 +117,9 @@ def _normalized_calls(inp: StepInput, result: ChatResult) -> list[dict[str, Any]
         if not cid or cid in seen:  # some local models omit or repeat ids; ids key idempotency
             cid = f"call_{step_id(inp.run_id, inp.step_index)[5:13]}_{i}"
         seen.add(cid)
-        calls.append({"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.arguments}})
+        calls.append(
+            {"id": cid, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+        )
     return calls
 
 
@@ -141,14 +152,14 @@ async def _persist(
             for c in calls
         ],
         finish_reason=result.finish_reason,
-        usage=Usage(**result.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})),
+        usage=Usage(
+            **result.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
+        ),
         heartbeat_mode=ctx.heartbeat_mode,
         compact=needs_compaction(result.usage.total_tokens, config.context_window),
     )
     async with db.transaction() as s:
-        step = (
-            await s.exec(select(StepRow).where(StepRow.id == sid).with_for_update())
-        ).one()
+        step = (await s.exec(select(StepRow).where(StepRow.id == sid).with_for_update())).one()
         if step.status == "success" and step.outcome:
             return StepOutcome.model_validate(step.outcome)  # a concurrent attempt won the race
         message = MessageRow(

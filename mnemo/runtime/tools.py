@@ -79,7 +79,9 @@ async def _recorded(db: Database, inp: ToolInput) -> ToolOutcome | None:
     return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=not row.is_err)
 
 
-async def execute_tool(db: Database, inp: ToolInput, extra_tools: dict[str, InProcessTool] | None = None) -> ToolOutcome:
+async def execute_tool(
+    db: Database, inp: ToolInput, extra_tools: dict[str, InProcessTool] | None = None
+) -> ToolOutcome:
     done = await _recorded(db, inp)
     if done is not None:
         return done
@@ -89,13 +91,30 @@ async def execute_tool(db: Database, inp: ToolInput, extra_tools: dict[str, InPr
     tool = next((t for t in ctx.tools if t.name == inp.tool_name), None)
     if tool is None:
         valid = [t.name for t in ctx.tools]
-        return await _record(db, inp, ctx, None, ToolResult(False, f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}."))
+        return await _record(
+            db,
+            inp,
+            ctx,
+            None,
+            ToolResult(
+                False, f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}."
+            ),
+        )
     try:
         args = json.loads(call or "{}")
         if not isinstance(args, dict):
             raise ValueError("arguments must be a JSON object")
     except ValueError as exc:
-        return await _record(db, inp, ctx, tool, ToolResult(False, f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema."))
+        return await _record(
+            db,
+            inp,
+            ctx,
+            tool,
+            ToolResult(
+                False,
+                f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema.",
+            ),
+        )
     args.pop("request_heartbeat", None)
     args = {**TOOL_ARG_DEFAULTS.get(tool.name, {}), **{k: v for k, v in args.items() if v is not None}}
 
@@ -109,11 +128,22 @@ async def execute_tool(db: Database, inp: ToolInput, extra_tools: dict[str, InPr
         return await _search(db, inp, ctx, tool, args)
     extra = (extra_tools or {}).get(tool.name)
     if extra is not None:
-        return await _at_most_once(db, inp, ctx, tool, lambda: _call_in_process(extra, args), extra.idempotent)
+        return await _at_most_once(
+            db, inp, ctx, tool, lambda: _call_in_process(extra, args), extra.idempotent
+        )
     if tool.source_code and tool.source_type == "python":
         idempotent = bool((tool.metadata_ or {}).get("idempotent"))
         return await _at_most_once(db, inp, ctx, tool, lambda: _call_sandboxed(ctx, tool, args), idempotent)
-    return await _record(db, inp, ctx, tool, ToolResult(False, f"Error: running tool {tool.name!r} ({tool.tool_type}, {tool.source_type}) is not supported yet."))
+    return await _record(
+        db,
+        inp,
+        ctx,
+        tool,
+        ToolResult(
+            False,
+            f"Error: running tool {tool.name!r} ({tool.tool_type}, {tool.source_type}) is not supported yet.",
+        ),
+    )
 
 
 async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
@@ -140,11 +170,25 @@ async def _write_return(
     inserted = await s.execute(
         insert(MessageRow)
         .values(
-            id=mid, agent_id=inp.agent_id, role="tool", name=inp.tool_name, content=[{"type": "text", "text": text}],
-            text=None, tool_call_id=inp.tool_call_id, run_id=inp.run_id,
+            id=mid,
+            agent_id=inp.agent_id,
+            role="tool",
+            name=inp.tool_name,
+            content=[{"type": "text", "text": text}],
+            text=None,
+            tool_call_id=inp.tool_call_id,
+            run_id=inp.run_id,
             step_id=(await s.get(MessageRow, assistant_message_id(inp.run_id, inp.step_index))).step_id,  # type: ignore[union-attr]
             is_err=not result.ok,
-            tool_returns=[{"tool_call_id": inp.tool_call_id, "status": status, "tool_return": raw, "stdout": result.stdout, "stderr": result.stderr}],
+            tool_returns=[
+                {
+                    "tool_call_id": inp.tool_call_id,
+                    "status": status,
+                    "tool_return": raw,
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                }
+            ],
         )
         .on_conflict_do_nothing(index_elements=["id"])
         .returning(MessageRow.id)
@@ -157,16 +201,24 @@ async def _write_return(
     return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=result.ok)
 
 
-async def _record(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow | None, result: ToolResult) -> ToolOutcome:
+async def _record(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow | None, result: ToolResult
+) -> ToolOutcome:
     async with db.transaction() as s:
         return await _write_return(s, inp, ctx, tool, result)
 
 
-async def _memory_tool(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+async def _memory_tool(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
+) -> ToolOutcome:
     async with db.transaction() as s:
         agent = await load_agent(s, inp.agent_id, for_update=True)  # one memory editor per agent at a time
         if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
-            return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=tool_message_id(inp.run_id, inp.tool_call_id), ok=True)
+            return ToolOutcome(
+                tool_call_id=inp.tool_call_id,
+                message_id=tool_message_id(inp.run_id, inp.tool_call_id),
+                ok=True,
+            )
         blocks = await locked_blocks(s, inp.agent_id)
         try:
             edit = run_memory_tool(tool.name, [block_view(b) for b in blocks], args)
@@ -179,40 +231,79 @@ async def _memory_tool(db: Database, inp: ToolInput, ctx: AgentContext, tool: To
         return outcome
 
 
-async def _archival_insert(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+async def _archival_insert(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
+) -> ToolOutcome:
     content = args.get("content")
     if not isinstance(content, str) or not content:
-        return await _record(db, inp, ctx, tool, ToolResult(False, "archival_memory_insert() missing 1 required positional argument: 'content'"))
+        return await _record(
+            db,
+            inp,
+            ctx,
+            tool,
+            ToolResult(False, "archival_memory_insert() missing 1 required positional argument: 'content'"),
+        )
     tags = [str(t) for t in (args.get("tags") or [])]
     embedding = (await _embedder(ctx.agent).embed_documents([content]))[0]
     async with db.transaction() as s:
         agent = await load_agent(s, inp.agent_id, for_update=True)
         if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
-            return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=tool_message_id(inp.run_id, inp.tool_call_id), ok=True)
+            return ToolOutcome(
+                tool_call_id=inp.tool_call_id,
+                message_id=tool_message_id(inp.run_id, inp.tool_call_id),
+                ok=True,
+            )
         archive_id = await search.default_archive_id(s, inp.agent_id)
-        s.add(PassageRow(id=new_id("passage"), archive_id=archive_id, text=content, embedding=embedding, embedding_config=agent.embedding_config, tags=tags))
+        s.add(
+            PassageRow(
+                id=new_id("passage"),
+                archive_id=archive_id,
+                text=content,
+                embedding=embedding,
+                embedding_config=agent.embedding_config,
+                tags=tags,
+            )
+        )
         await s.flush()
         outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, None))
         await recompile_system_message(s, agent)
         return outcome
 
 
-async def _search(db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolOutcome:
+async def _search(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
+) -> ToolOutcome:
     tz = ctx.agent.timezone
     try:
         async with db.transaction() as s:
             if tool.name == "conversation_search":
                 value: Any = await search.conversation_search(
-                    s, inp.agent_id, _embedder(ctx.agent), query=args.get("query"), roles=args.get("roles"),
-                    limit=int(args.get("limit") or 5), start_date=args.get("start_date"), end_date=args.get("end_date"), tz=tz,
+                    s,
+                    inp.agent_id,
+                    _embedder(ctx.agent),
+                    query=args.get("query"),
+                    roles=args.get("roles"),
+                    limit=int(args.get("limit") or 5),
+                    start_date=args.get("start_date"),
+                    end_date=args.get("end_date"),
+                    tz=tz,
                 )
             else:
                 if not args.get("query"):
-                    raise ValueError("archival_memory_search() missing 1 required positional argument: 'query'")
+                    raise ValueError(
+                        "archival_memory_search() missing 1 required positional argument: 'query'"
+                    )
                 value = await search.archival_search(
-                    s, inp.agent_id, _embedder(ctx.agent), query=str(args["query"]), tags=args.get("tags"),
-                    tag_match_mode=str(args.get("tag_match_mode") or "any"), top_k=int(args.get("top_k") or 5),
-                    start_datetime=args.get("start_datetime"), end_datetime=args.get("end_datetime"), tz=tz,
+                    s,
+                    inp.agent_id,
+                    _embedder(ctx.agent),
+                    query=str(args["query"]),
+                    tags=args.get("tags"),
+                    tag_match_mode=str(args.get("tag_match_mode") or "any"),
+                    top_k=int(args.get("top_k") or 5),
+                    start_datetime=args.get("start_datetime"),
+                    end_datetime=args.get("end_datetime"),
+                    tz=tz,
                 )
     except (ValueError, TypeError) as exc:
         return await _record(db, inp, ctx, tool, ToolResult(False, str(exc)))
@@ -232,12 +323,18 @@ async def _at_most_once(
     """Run a tool with effects outside Postgres. Unless it is idempotent, record that it started first:
     an attempt that finds an earlier start (its worker died mid-call) reports that instead of running
     the tool a second time."""
-    marker = {"message_type": "tool_execution_started", "tool_call_id": inp.tool_call_id, "tool_name": tool.name}
+    marker = {
+        "message_type": "tool_execution_started",
+        "tool_call_id": inp.tool_call_id,
+        "tool_name": tool.name,
+    }
     if not idempotent:
         async with db.transaction() as s:
             started = (
                 await s.exec(
-                    select(sa.func.count()).select_from(RunEventRow).where(
+                    select(sa.func.count())
+                    .select_from(RunEventRow)
+                    .where(
                         RunEventRow.run_id == inp.run_id,
                         RunEventRow.event["message_type"].astext == "tool_execution_started",  # type: ignore[index]
                         RunEventRow.event["tool_call_id"].astext == inp.tool_call_id,  # type: ignore[index]
@@ -269,7 +366,10 @@ async def _call_sandboxed(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
             function_name=tool.name,
             args=args,
             env=env,
-            pip_requirements=[r["name"] + (f"=={r['version']}" if r.get("version") else "") for r in tool.pip_requirements or []],
+            pip_requirements=[
+                r["name"] + (f"=={r['version']}" if r.get("version") else "")
+                for r in tool.pip_requirements or []
+            ],
             limits=SandboxLimits(timeout_s=settings.tool_timeout_s),
         )
         result = await runner(backend, settings).run(request)

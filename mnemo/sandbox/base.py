@@ -41,7 +41,9 @@ class SandboxRequest(BaseModel):
 class SandboxResult(BaseModel):
     ok: bool
     value: Any = None  # the function's return value, decoded from JSON (str() of it if not JSON-able)
-    error: str | None = None  # e.g. "ZeroDivisionError: division by zero" or "Executing tool x timed out after 180 seconds."
+    error: str | None = (
+        None  # e.g. "ZeroDivisionError: division by zero" or "Executing tool x timed out after 180 seconds."
+    )
     stdout: str = ""
     stderr: str = ""
     backend: Backend

@@ -13,7 +13,9 @@ BACKENDS: tuple[Backend, ...] = ("local", "docker", "e2b")
 _runners: dict[str, SandboxRunner] = {}
 
 
-def backend_for(tool_metadata: dict[str, Any] | None, agent_metadata: dict[str, Any] | None, settings: Settings) -> Backend:
+def backend_for(
+    tool_metadata: dict[str, Any] | None, agent_metadata: dict[str, Any] | None, settings: Settings
+) -> Backend:
     for source in (tool_metadata or {}, agent_metadata or {}):
         chosen = source.get("sandbox")
         if chosen:

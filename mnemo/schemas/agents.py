@@ -99,5 +99,7 @@ class CreateAgent(BaseModel):
     @classmethod
     def _handle_has_provider(cls, v: str | None) -> str | None:
         if v is not None and "/" not in v:
-            raise ValueError(f"model handle {v!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'")
+            raise ValueError(
+                f"model handle {v!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'"
+            )
         return v

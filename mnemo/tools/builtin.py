@@ -31,7 +31,13 @@ BUILTIN_TYPES = frozenset(TOOL_TYPES.values())
 DEFAULT_TOOLS: dict[str, tuple[str, ...]] = {
     "letta_v1_agent": ("conversation_search", "memory_replace", "memory_insert"),
     "memgpt_v2_agent": ("send_message", "conversation_search", "memory_replace", "memory_insert"),
-    "memgpt_agent": ("send_message", "conversation_search", "core_memory_append", "core_memory_replace", "memory"),
+    "memgpt_agent": (
+        "send_message",
+        "conversation_search",
+        "core_memory_append",
+        "core_memory_replace",
+        "memory",
+    ),
     "sleeptime_agent": ("memory_replace", "memory_insert", "memory_rethink", "memory_finish_edits"),
 }
 # Base tool rules (letta-compat §7.3): these end the loop; every other base tool continues it.
@@ -47,7 +53,9 @@ def is_builtin(name: str) -> bool:
     return name in BUILTIN_TOOL_NAMES
 
 
-async def ensure_builtin_tools(session: AsyncSession, names: tuple[str, ...] | list[str] | None = None) -> list[str]:
+async def ensure_builtin_tools(
+    session: AsyncSession, names: tuple[str, ...] | list[str] | None = None
+) -> list[str]:
     """Upsert the built-in tool rows (schema refreshed from code, as Letta does at load) and return ids."""
     wanted = sorted(names if names is not None else BUILTIN_TOOL_NAMES)
     for name in wanted:

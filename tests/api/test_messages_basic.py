@@ -10,7 +10,6 @@ from mnemo.fakellm import Reply
 from tests.fixtures.api_server import ApiServer
 from tests.fixtures.mnemo import Mnemo
 
-
 # The worker runs on the test's event loop: tests are async, and the sync client runs in a thread.
 
 
@@ -23,7 +22,12 @@ def _converse(api_server: ApiServer, mnemo: Mnemo) -> None:
     agent = client.agents.create(
         name="ada-helper",
         memory_blocks=[{"label": "persona", "value": "I am Sam."}, {"label": "human", "value": "Name: ?"}],
-        llm_config={"model": "fake", "model_endpoint_type": "openai", "model_endpoint": mnemo.fake.base_url, "context_window": 128000},
+        llm_config={
+            "model": "fake",
+            "model_endpoint_type": "openai",
+            "model_endpoint": mnemo.fake.base_url,
+            "context_window": 128000,
+        },
     )
     assert agent.id.startswith("agent-") and agent.agent_type == "letta_v1_agent"
     assert {b.label for b in agent.blocks} == {"persona", "human"}
@@ -58,7 +62,9 @@ async def test_async_client_and_errors(api_server: ApiServer, mnemo: Mnemo) -> N
     response = await client.agents.messages.create(agent.id, input="ping")
     assert [m.content for m in response.messages] == ["pong"]
     async with httpx.AsyncClient(base_url=api_server.base_url) as http:
-        r = await http.post("/v1/agents/agent-00000000-0000-4000-8000-000000000000/messages", json={"input": "hi"})
+        r = await http.post(
+            "/v1/agents/agent-00000000-0000-4000-8000-000000000000/messages", json={"input": "hi"}
+        )
         assert r.status_code == 404 and "not found" in r.json()["detail"]
         r = await http.post("/v1/agents/", json={"name": "x", "model": "no-provider"})
         assert r.status_code == 422

@@ -18,14 +18,23 @@ from tests.fixtures.mnemo import Mnemo
 
 
 def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {"model": "fake", "model_endpoint_type": "openai", "model_endpoint": mnemo.fake.base_url, "context_window": 128000}
+    return {
+        "model": "fake",
+        "model_endpoint_type": "openai",
+        "model_endpoint": mnemo.fake.base_url,
+        "context_window": 128000,
+    }
 
 
 async def _agent(client: AsyncLetta, mnemo: Mnemo) -> Any:
-    return await client.agents.create(memory_blocks=[{"label": "human", "value": "Name: ?"}], llm_config=_llm(mnemo))
+    return await client.agents.create(
+        memory_blocks=[{"label": "human", "value": "Name: ?"}], llm_config=_llm(mnemo)
+    )
 
 
-async def test_step_streaming_ends_with_stop_reason_usage_and_done(api_server: ApiServer, mnemo: Mnemo) -> None:
+async def test_step_streaming_ends_with_stop_reason_usage_and_done(
+    api_server: ApiServer, mnemo: Mnemo
+) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
     agent = await _agent(client, mnemo)
     mnemo.fake.script(
@@ -35,7 +44,13 @@ async def test_step_streaming_ends_with_stop_reason_usage_and_done(api_server: A
     stream = await client.agents.messages.create(agent.id, input="I'm Ada", streaming=True)
     chunks = [chunk async for chunk in stream]
     types = [c.message_type for c in chunks]
-    assert types == ["tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+    assert types == [
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+    ]
     assert chunks[2].content == "Hi Ada!"
     assert chunks[3].stop_reason == "end_turn" and chunks[4].step_count == 2
     # The raw wire format is Letta's: data lines, closed by [DONE].
@@ -78,7 +93,14 @@ async def test_reattach_from_seq_id_after_disconnecting(api_server: ApiServer, m
     run_id = first.run_id
     rest = [c async for c in await client.runs.messages.stream(run_id, starting_after=first.seq_id)]
     types = [c.message_type for c in rest]
-    assert types == ["tool_return_message", "tool_call_message", "tool_return_message", "assistant_message", "stop_reason", "usage_statistics"]
+    assert types == [
+        "tool_return_message",
+        "tool_call_message",
+        "tool_return_message",
+        "assistant_message",
+        "stop_reason",
+        "usage_statistics",
+    ]
     seqs = [first.seq_id] + [c.seq_id for c in rest if getattr(c, "seq_id", None) is not None]
     assert seqs == sorted(set(seqs))  # every event exactly once, in order
     # A finished run can be replayed from the start by anyone, any time.

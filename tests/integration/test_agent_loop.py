@@ -71,7 +71,10 @@ async def test_archival_insert_search_and_conversation_search(mnemo: Mnemo) -> N
     assert "Remember: my cat is Tom" in contents
     assert all(r["role"] in ("user", "assistant") for r in convo["results"])  # tool messages excluded
     # The recompiled system prompt now counts the archival memory.
-    assert "1 total memories you created are stored in archival memory" in mnemo.fake.chat_requests[-1]["messages"][0]["content"]
+    assert (
+        "1 total memories you created are stored in archival memory"
+        in mnemo.fake.chat_requests[-1]["messages"][0]["content"]
+    )
 
 
 async def test_tool_error_is_reported_to_the_model_and_state_is_intact(mnemo: Mnemo) -> None:
@@ -105,7 +108,9 @@ async def test_malformed_tool_arguments_do_not_break_the_run(mnemo: Mnemo) -> No
 async def test_memgpt_v2_agent_heartbeats_and_send_message(mnemo: Mnemo) -> None:
     agent = await mnemo.create_agent(memory_blocks=[PERSONA, HUMAN], agent_type="memgpt_v2_agent")
     mnemo.fake.script(
-        Reply.tool_call("memory_insert", {"label": "human", "new_string": "Likes tea", "request_heartbeat": True}),
+        Reply.tool_call(
+            "memory_insert", {"label": "human", "new_string": "Likes tea", "request_heartbeat": True}
+        ),
         Reply.tool_call("send_message", {"message": "Got it, tea it is."}),
     )
     run = await mnemo.send(agent.id, "I like tea")

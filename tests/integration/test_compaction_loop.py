@@ -31,7 +31,9 @@ async def _summary_rows(mnemo: Mnemo, agent_id: str) -> list[str]:
 
 
 async def test_proactive_compaction_after_a_step_over_90_percent(mnemo: Mnemo) -> None:
-    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4000))
+    agent = await mnemo.create_agent(
+        memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4000)
+    )
     for i in range(6):
         mnemo.fake.script(Reply.text(f"reply {i}", usage=(500, 10)))
         await mnemo.send(agent.id, f"message number {i}")
@@ -49,7 +51,15 @@ async def test_proactive_compaction_after_a_step_over_90_percent(mnemo: Mnemo) -
     # ...but remain in recall memory.
     async with mnemo.db.session() as s:
         found = await search.conversation_search(
-            s, agent.id, None, query="number 0", roles=None, limit=20, start_date=None, end_date=None, tz="UTC"
+            s,
+            agent.id,
+            None,
+            query="number 0",
+            roles=None,
+            limit=20,
+            start_date=None,
+            end_date=None,
+            tz="UTC",
         )
     assert evicted_text in [r["content"] for r in found["results"]]
     # The summarizer saw the evicted transcript, and the next prompt counts the hidden messages.
@@ -62,7 +72,9 @@ async def test_proactive_compaction_after_a_step_over_90_percent(mnemo: Mnemo) -
 
 
 async def test_context_overflow_compacts_then_retries_the_step(mnemo: Mnemo) -> None:
-    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4000))
+    agent = await mnemo.create_agent(
+        memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4000)
+    )
     for i in range(4):
         mnemo.fake.script(Reply.text(f"reply {i}"))
         await mnemo.send(agent.id, f"turn {i}")
@@ -72,13 +84,18 @@ async def test_context_overflow_compacts_then_retries_the_step(mnemo: Mnemo) -> 
     assert (run.status, run.stop_reason) == ("completed", "end_turn")
     assert len(await _summary_rows(mnemo, agent.id)) == 1
     last = mnemo.fake.chat_requests[-1]["messages"]
-    assert "SUMMARY of turns" in last[1]["content"] and last[-1] == {"role": "user", "content": "overflowing turn"}
+    assert "SUMMARY of turns" in last[1]["content"] and last[-1] == {
+        "role": "user",
+        "content": "overflowing turn",
+    }
     assistants = [m for m in await mnemo.messages(agent.id) if m.run_id == run.id and m.role == "assistant"]
     assert [text_of(m) for m in assistants] == ["fits now"]
 
 
 async def test_system_prompt_alone_too_large_stops_the_run(mnemo: Mnemo) -> None:
-    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "x" * 4000}], **_configs(mnemo, 500))
+    agent = await mnemo.create_agent(
+        memory_blocks=[{"label": "human", "value": "x" * 4000}], **_configs(mnemo, 500)
+    )
     mnemo.fake.script(Fault.context_overflow())
     run = await mnemo.send(agent.id, "hi")
     assert (run.status, run.stop_reason) == ("failed", "context_window_overflow_in_system_prompt")
@@ -88,9 +105,13 @@ async def test_system_prompt_alone_too_large_stops_the_run(mnemo: Mnemo) -> None
 @pytest.mark.slow
 async def test_long_conversation_never_overflows_and_forgets_nothing(mnemo: Mnemo) -> None:
     turns = 500
-    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4096))
+    agent = await mnemo.create_agent(
+        memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 4096)
+    )
     mnemo.fake.set_policy("echo")
-    mnemo.fake.script(*[Reply.text(f"Summary #{i}: a long chat about numbered facts.") for i in range(60)], model=SUMMARIZER)
+    mnemo.fake.script(
+        *[Reply.text(f"Summary #{i}: a long chat about numbered facts.") for i in range(60)], model=SUMMARIZER
+    )
     for i in range(turns):
         run = await mnemo.send(agent.id, f"fact {i} is zq{i}x")
         assert run.stop_reason == "end_turn", (i, run.metadata_)
@@ -105,6 +126,14 @@ async def test_long_conversation_never_overflows_and_forgets_nothing(mnemo: Mnem
     async with mnemo.db.session() as s:
         for i in evicted:
             found = await search.conversation_search(
-                s, agent.id, None, query=f"zq{i}x", roles=["user"], limit=3, start_date=None, end_date=None, tz="UTC"
+                s,
+                agent.id,
+                None,
+                query=f"zq{i}x",
+                roles=["user"],
+                limit=3,
+                start_date=None,
+                end_date=None,
+                tz="UTC",
             )
             assert f"fact {i} is zq{i}x" in [r["content"] for r in found["results"]], i

@@ -49,7 +49,14 @@ def divide(a: int, b: int) -> float:
 
 async def _tool(mnemo: Mnemo, source: str, metadata: dict | None = None) -> ToolRow:
     schema = generate_schema(source)
-    row = ToolRow(id=new_id("tool"), name=schema["name"], tool_type="custom", source_code=source, json_schema=schema, metadata_=metadata)
+    row = ToolRow(
+        id=new_id("tool"),
+        name=schema["name"],
+        tool_type="custom",
+        source_code=source,
+        json_schema=schema,
+        metadata_=metadata,
+    )
     async with mnemo.db.transaction() as s:
         s.add(row)
     return row
@@ -67,7 +74,9 @@ async def _returns(mnemo: Mnemo, agent_id: str) -> list[dict]:
 
 async def test_custom_tool_runs_in_the_local_sandbox(mnemo: Mnemo, canary: None) -> None:
     tool = await _tool(mnemo, SOURCE)
-    agent = await mnemo.create_agent(memory_blocks=[], tool_ids=[tool.id], secrets={"SERVICE_TOKEN": "s3cret"})
+    agent = await mnemo.create_agent(
+        memory_blocks=[], tool_ids=[tool.id], secrets={"SERVICE_TOKEN": "s3cret"}
+    )
     mnemo.fake.script(Reply.tool_call("describe_env", {"word": "hi", "times": 3}), Reply.text("done"))
     run = await mnemo.send(agent.id, "go")
     assert run.stop_reason == "end_turn"
@@ -98,12 +107,19 @@ async def test_custom_tool_in_a_docker_container(
     get_settings.cache_clear()
     try:
         tool = await _tool(mnemo, SOURCE, metadata={"sandbox": "docker"})
-        agent = await mnemo.create_agent(memory_blocks=[], tool_ids=[tool.id], secrets={"SERVICE_TOKEN": "in-docker"})
+        agent = await mnemo.create_agent(
+            memory_blocks=[], tool_ids=[tool.id], secrets={"SERVICE_TOKEN": "in-docker"}
+        )
         mnemo.fake.script(Reply.tool_call("describe_env", {"word": "box"}), Reply.text("done"))
         run = await mnemo.send(agent.id, "go")
         assert run.stop_reason == "end_turn"
         (ret,) = await _returns(mnemo, agent.id)
         assert ret["status"] == "OK", ret
-        assert json.loads(ret["message"]) == {"repeated": "box box", "agent": agent.id, "secret": "in-docker", "leaked": None}
+        assert json.loads(ret["message"]) == {
+            "repeated": "box box",
+            "agent": agent.id,
+            "secret": "in-docker",
+            "leaked": None,
+        }
     finally:
         get_settings.cache_clear()

@@ -12,8 +12,8 @@ from sqlmodel import col, select
 
 from mnemo.fakellm import Fault, Reply
 from mnemo.ids import new_id
-from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 from mnemo.schemas.runs import AgentWorkflowState
+from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 from tests.fixtures.mnemo import TEST_POLICY, Mnemo
 from workflows import names
 
@@ -53,7 +53,7 @@ async def test_concurrent_sends_to_one_agent_run_one_at_a_time_in_order(mnemo: M
                 await s.exec(select(StepRow).where(StepRow.agent_id == agent.id, StepRow.step_index == 0))
             ).all()
         }
-    for prev, nxt in zip(order, order[1:]):
+    for prev, nxt in zip(order, order[1:], strict=False):
         assert rows[prev].completed_at is not None and rows[prev].completed_at <= first_step[nxt]
     # Each model call saw exactly the conversation so far: no other run's message leaked in.
     for i, request in enumerate(mnemo.fake.chat_requests):
@@ -74,10 +74,18 @@ async def test_failed_run_resumes_without_repeating_finished_steps(mnemo: Mnemo)
     mnemo.fake.script(Reply.text("Chess it is."))  # the provider is back
     # Resume through the CLI, as a user would: `mnemo runs resume RUN_ID` waits for the run to end.
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "mnemo"), "runs", "resume", run.id,
-        env={**os.environ, "DATABASE_URL": mnemo.db.url, "MNEMO_TASK_QUEUE": mnemo.task_queue,
-             "TEMPORAL_ADDRESS": mnemo.client.service_client.config.target_host},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        str(Path(sys.executable).parent / "mnemo"),
+        "runs",
+        "resume",
+        run.id,
+        env={
+            **os.environ,
+            "DATABASE_URL": mnemo.db.url,
+            "MNEMO_TASK_QUEUE": mnemo.task_queue,
+            "TEMPORAL_ADDRESS": mnemo.client.service_client.config.target_host,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == 0, out.decode()
@@ -125,7 +133,12 @@ async def test_history_per_step_does_not_grow_with_the_conversation(mnemo: Mnemo
     sizes = {}
     for prior in (10, 2000):
         # A window the 2,000 messages fit in: this test is about history, not compaction.
-        big = {"model": "fake", "model_endpoint_type": "openai", "model_endpoint": mnemo.fake.base_url, "context_window": 10_000_000}
+        big = {
+            "model": "fake",
+            "model_endpoint_type": "openai",
+            "model_endpoint": mnemo.fake.base_url,
+            "context_window": 10_000_000,
+        }
         agent = await mnemo.create_agent(memory_blocks=BLOCKS, llm_config=big)
         await _seed_history(mnemo, agent.id, prior)
         mnemo.fake.script(
@@ -145,11 +158,15 @@ async def test_agent_workflow_continues_as_new_and_keeps_its_queue(mnemo: Mnemo)
     agent = await mnemo.create_agent(memory_blocks=BLOCKS)
     mnemo.fake.set_policy("echo")
     n = 24  # a run adds ~12 events to the agent workflow: the suite's server suggests continuing as new
-    runs = await asyncio.gather(*(mnemo.runs.send(agent.id, [{"role": "user", "content": f"n{i}"}]) for i in range(n)))
+    runs = await asyncio.gather(
+        *(mnemo.runs.send(agent.id, [{"role": "user", "content": f"n{i}"}]) for i in range(n))
+    )
     done = [await mnemo.runs.wait(r.id, timeout=120) for r in runs]
     assert all(r.stop_reason == "end_turn" for r in done)
     handle = mnemo.client.get_workflow_handle(names.agent_workflow_id(agent.id))
-    executions = [e async for e in mnemo.client.list_workflows(f'WorkflowId = "{names.agent_workflow_id(agent.id)}"')]
+    executions = [
+        e async for e in mnemo.client.list_workflows(f'WorkflowId = "{names.agent_workflow_id(agent.id)}"')
+    ]
     assert len(executions) >= 2, "the suite's dev server suggests continue-as-new after a few runs"
     # The database records a run's end a moment before its workflow closes: poll the query briefly.
     for _ in range(100):

@@ -308,8 +308,12 @@ def test_make_run_demo_converses_then_down_leaves_nothing(tmp_path: Path) -> Non
     env["MNEMO_FAKE_LLM_PORT"] = str(_free_port())
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "mnemo.demo"], env=env, cwd=demo.home.parent,
-            capture_output=True, text=True, timeout=300,
+            [sys.executable, "-m", "mnemo.demo"],
+            env=env,
+            cwd=demo.home.parent,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         out = result.stdout
         assert result.returncode == 0, out + result.stderr
@@ -319,6 +323,8 @@ def test_make_run_demo_converses_then_down_leaves_nothing(tmp_path: Path) -> Non
         assert "Temporal UI:" in out and "make stop" in out
         assert set(demo.records()) == {*COMPONENTS, "fake-llm"}
     finally:
-        down = subprocess.run([MNEMO, "down"], env=env, cwd=demo.home.parent, capture_output=True, text=True, timeout=120)
+        down = subprocess.run(
+            [MNEMO, "down"], env=env, cwd=demo.home.parent, capture_output=True, text=True, timeout=120
+        )
     assert down.returncode == 0, down.stdout + down.stderr
     assert demo.our_processes() == []
