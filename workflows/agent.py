@@ -63,7 +63,8 @@ class AgentWorkflow:
                 run_input,
                 id=names.run_workflow_id(submitted.run_id),
                 task_queue=workflow.info().task_queue,
-                static_summary=f"run {submitted.run_id}" + (" (resumed)" if submitted.resume else ""),
+                # The id says which run it is; only a resumed run gets a summary (history is per byte).
+                static_summary="resumed after a failure" if submitted.resume else None,
                 # With local activities, this is how soon another worker takes over from a dead one.
                 task_timeout=timedelta(seconds=submitted.policy.workflow_task_timeout_s),
                 search_attributes=TypedSearchAttributes(

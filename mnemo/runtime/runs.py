@@ -81,7 +81,7 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
         if run is None:
             raise LookupError(f"run {inp.run_id} not found")
         if run.status in TERMINAL_STATUSES and not inp.resume:
-            return ResumePoint(run_id=run.id, first_step=0)  # replayed start of a finished run
+            return ResumePoint(first_step=0)  # replayed start of a finished run
         inputs = (
             await s.exec(
                 select(MessageRow.id)
@@ -105,7 +105,7 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
                 )
             )
         ).one()
-    return ResumePoint(run_id=inp.run_id, first_step=int(last_ok) if last_ok is not None else 0)
+    return ResumePoint(first_step=int(last_ok) if last_ok is not None else 0)
 
 
 async def finish_run(db: Database, inp: FinishInput) -> FinishOutcome:

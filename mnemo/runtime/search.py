@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -220,6 +221,8 @@ async def archival_search(
         conds.append(col(PassageRow.created_at) <= end)
     base = select(PassageRow.id).where(*conds)
     tsq = sa.func.websearch_to_tsquery("english", query)
+    # The query's embedding (CPU, in the embedder's thread) while Postgres runs the full-text search.
+    embedding = asyncio.ensure_future(embedder.embed_query(query))
     fts_ids = list(
         (
             await session.exec(
@@ -229,7 +232,7 @@ async def archival_search(
             )
         ).all()
     )
-    qvec = await embedder.embed_query(query)
+    qvec = await embedding
     # The HNSW scan returns at most ef_search rows (pgvector's default 40 < CANDIDATES), and filters
     # apply after it: widen it, more so when filtering.
     await vector.set_ef_search(session, 200 if (tags or start or end) else CANDIDATES)

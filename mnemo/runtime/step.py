@@ -63,7 +63,7 @@ async def run_step(
     async with db.session() as s:
         run = await s.get(RunRow, inp.run_id)
     if run is not None and run.cancel_requested_at is not None:
-        return StepOutcome(step_id=sid, message_id=None, cancelled=True)
+        return StepOutcome(cancelled=True)
     async with db.transaction() as s:
         if inp.heartbeat_reason:
             agent = await load_agent(s, inp.agent_id)
@@ -139,8 +139,6 @@ async def _persist(
     calls = _normalized_calls(inp, result)
     terminal = ctx.terminal
     outcome = StepOutcome(
-        step_id=sid,
-        message_id=mid,
         has_text=bool(result.text),
         tool_calls=[
             ToolCallRef(

@@ -122,7 +122,6 @@ class RunResult(Payload):
 class ResumePoint(Payload):
     """Where a (re)started run continues: the first step whose model call or tool calls are unfinished."""
 
-    run_id: str
     first_step: int = 0
 
 
@@ -150,8 +149,9 @@ class Usage(Payload):
 
 
 class StepOutcome(Payload):
-    step_id: str
-    message_id: str | None
+    # Both derive from (run_id, step_index) (mnemo.runtime.context), so history does not carry them.
+    step_id: str | None = None
+    message_id: str | None = None
     has_text: bool = False
     tool_calls: list[ToolCallRef] = Field(default_factory=list)
     finish_reason: str | None = None
