@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import serializers
 from api.deps import Services, get_services, session
 from mnemo.runtime.agents import NotFound, agent_blocks, create_agent
-from mnemo.runtime.context import load_context
+from mnemo.runtime.context import agent_tools
 from mnemo.schemas.agents import CreateAgent
 from mnemo.store.tables import AgentRow
 
@@ -28,7 +28,7 @@ async def get_agent_row(s: AsyncSession, agent_id: str) -> AgentRow:
 async def full_state(s: AsyncSession, row: AgentRow, include: list[str] | None = None) -> dict[str, Any]:
     wanted = set(include) if include is not None else {"agent.blocks", "agent.tools"}
     blocks = await agent_blocks(s, row.id) if "agent.blocks" in wanted else None
-    tools = (await load_context(s, row.id)).tools if "agent.tools" in wanted else None
+    tools = await agent_tools(s, row.id) if "agent.tools" in wanted else None
     return serializers.agent_state(row, blocks=blocks, tools=tools)
 
 

@@ -24,6 +24,7 @@ from api.errors import conflict
 from api.routes.agents import full_state, get_agent_row
 from api.routes.blocks import Order, lock_agents, page_items, paginate
 from mnemo.ids import new_id
+from mnemo.runtime.context import agent_tools
 from mnemo.store.tables import DEFAULT_RETURN_CHAR_LIMIT, AgentToolRow, ToolRow
 from mnemo.tools.builtin import is_builtin
 
@@ -318,16 +319,6 @@ async def delete_tool(tool_id: str, services: Services = Depends(get_services)) 
 
 
 # --- an agent's tools -------------------------------------------------------------------------------
-
-
-async def agent_tools(s: AsyncSession, agent_id: str) -> list[ToolRow]:
-    stmt = (
-        select(ToolRow)
-        .join(AgentToolRow, col(AgentToolRow.tool_id) == col(ToolRow.id))
-        .where(AgentToolRow.agent_id == agent_id)
-        .order_by(col(AgentToolRow.created_at), col(ToolRow.name))
-    )
-    return list((await s.exec(stmt)).all())
 
 
 @router.get("/agents/{agent_id}/tools", summary="List an agent's tools")

@@ -87,15 +87,18 @@ async def load_context(session: AsyncSession, agent_id: str) -> AgentContext:
     rows = (await session.exec(select(MessageRow).where(col(MessageRow.id).in_(agent.message_ids)))).all()
     by_id = {r.id: r for r in rows}
     messages = [by_id[i] for i in agent.message_ids if i in by_id]
-    tools = (
-        await session.exec(
-            select(ToolRow)
-            .join(AgentToolRow, col(AgentToolRow.tool_id) == col(ToolRow.id))
-            .where(AgentToolRow.agent_id == agent_id)
-            .order_by(col(AgentToolRow.created_at), col(ToolRow.name))
-        )
-    ).all()
-    return AgentContext(agent=agent, messages=messages, tools=list(tools))
+    return AgentContext(agent=agent, messages=messages, tools=await agent_tools(session, agent_id))
+
+
+async def agent_tools(session: AsyncSession, agent_id: str) -> list[ToolRow]:
+    """The agent's tools in the order they were attached."""
+    stmt = (
+        select(ToolRow)
+        .join(AgentToolRow, col(AgentToolRow.tool_id) == col(ToolRow.id))
+        .where(AgentToolRow.agent_id == agent_id)
+        .order_by(col(AgentToolRow.created_at), col(ToolRow.name))
+    )
+    return list((await session.exec(stmt)).all())
 
 
 def text_of(row: MessageRow) -> str:
