@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import agents, archival, blocks, core_memory, health, messages, runs, streams, tools
+from api.routes import agents, archival, blocks, context, core_memory, health, messages, runs, streams, tools
 
 ROUTERS: list[APIRouter] = [
     health.router,
     tools.router,
     agents.router,
     messages.router,
+    context.router,
     core_memory.router,
     archival.router,
     blocks.router,

@@ -61,7 +61,9 @@ def _summarizer_config(ctx: AgentContext) -> LLMConfig:
 
 
 async def compact(db: Database, inp: CompactInput) -> CompactOutcome:
-    summary_id = derived_id("message", inp.run_id, "summary", inp.step_index, inp.attempt)
+    # Within a run, the id makes a retried compaction find its own earlier commit; outside one (the
+    # API's /summarize) the request id does.
+    summary_id = derived_id("message", inp.run_id or inp.request_id, "summary", inp.step_index, inp.attempt)
     async with db.session() as s:
         if await s.get(MessageRow, summary_id) is not None:
             return CompactOutcome(summary_message_id=summary_id, evicted=0, kept=0, already_done=True)
@@ -111,13 +113,28 @@ async def compact(db: Database, inp: CompactInput) -> CompactOutcome:
             )
         )
         await s.flush()
-        agent.message_ids = [plan.keep_ids[0], summary_id, *plan.keep_ids[1:]]
+        # Whatever joined the context since it was planned (a run, when compaction was asked for
+        # through the API) stays, after the kept messages.
+        evicted = set(plan.evict_ids)
+        agent.message_ids = [
+            agent.message_ids[0],
+            summary_id,
+            *(i for i in agent.message_ids[1:] if i not in evicted),
+        ]
         s.add(agent)
         await s.flush()
         await recompile_system_message(s, agent)
-        await events.append(
-            s,
-            inp.run_id,
-            [{"message_type": "event_message", "event_type": "compaction", "event_data": stats.model_dump()}],
-        )
-    return CompactOutcome(summary_message_id=summary_id, evicted=len(plan.evict_ids), kept=len(plan.keep_ids))
+        if inp.run_id is not None:
+            event = {
+                "message_type": "event_message",
+                "event_type": "compaction",
+                "event_data": stats.model_dump(),
+            }
+            await events.append(s, inp.run_id, [event])
+    return CompactOutcome(
+        summary_message_id=summary_id,
+        evicted=len(plan.evict_ids),
+        kept=len(plan.keep_ids),
+        messages_before=len(views),
+        messages_after=len(agent.message_ids),
+    )

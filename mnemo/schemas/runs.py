@@ -194,11 +194,12 @@ class CallbackInput(Payload):
 
 
 class CompactInput(Payload):
-    run_id: str
+    run_id: str | None  # None: asked for through the API, outside any run
     agent_id: str
     step_index: int
     attempt: int = 0  # compactions of one step (a context overflow may need several)
     trigger: str = "post_step_context_check"
+    request_id: str | None = None  # the idempotency key when there is no run
 
 
 class CompactOutcome(Payload):
@@ -206,3 +207,5 @@ class CompactOutcome(Payload):
     evicted: int
     kept: int
     already_done: bool = False
+    messages_before: int | None = None
+    messages_after: int | None = None
