@@ -21,7 +21,7 @@ from bench.stack import BenchStack, WorkerMode, open_stack
 from bench.stats import machine
 from mnemo.schemas.runs import RunPolicy
 
-SECTIONS = ("turns", "throughput", "archival")
+SECTIONS = ("turns", "throughput", "archival", "context")
 TARGETS = {
     "turn_1step_p50_ms": 130,
     "turn_2step_p50_ms": 260,
@@ -154,6 +154,12 @@ async def run_archival(stack: BenchStack, sizes: Sizes, result: dict[str, Any]) 
     result["details"]["archival"] = report.model_dump()
 
 
+async def run_context(stack: BenchStack, result: dict[str, Any]) -> None:
+    from bench.context import measure_context
+
+    result["context"] = await measure_context(stack)
+
+
 def against_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     measured = {
         "turn_1step_p50_ms": result.get("turn_1step_ms", {}).get("p50"),
@@ -196,6 +202,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await run_throughput(stack, sizes, result)
         if "archival" in sections:
             await run_archival(stack, sizes, result)
+        if "context" in sections:
+            await run_context(stack, result)
     result["setup"]["wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = TARGETS
@@ -208,6 +216,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "throughput",
         "history_bytes_per_step",
         "archival_search_ms",
+        "context",
         "targets",
         "vs_targets",
         "details",
