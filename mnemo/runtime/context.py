@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -119,3 +120,13 @@ def to_openai(row: MessageRow) -> dict[str, Any] | None:
     if row.role == "tool":
         return {"role": "tool", "tool_call_id": row.tool_call_id, "content": text}
     return None  # approvals join the context with the approval flow
+
+
+async def append_to_context(session: AsyncSession, agent_id: str, message_ids: list[str]) -> None:
+    """Append ids to the agent's in-context window, skipping any already there (retries)."""
+    for mid in message_ids:
+        await session.execute(
+            sa.update(AgentRow)
+            .where(AgentRow.id == agent_id, sa.not_(AgentRow.__table__.c.message_ids.has_key(mid)))  # type: ignore[attr-defined]
+            .values(message_ids=AgentRow.__table__.c.message_ids.op("||")(sa.func.jsonb_build_array(mid)))  # type: ignore[attr-defined]
+        )

@@ -7,11 +7,13 @@ they are told apart by `otid`, derived from the id and the position as Letta doe
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mnemo.llm.client import Delta
 from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
 from mnemo.store.tables import MessageRow
+
+if TYPE_CHECKING:  # the client imports litellm (seconds); this module is imported by the API
+    from mnemo.llm.client import Delta
 
 ASSISTANT_TOOL = "send_message"
 ASSISTANT_KWARG = "message"

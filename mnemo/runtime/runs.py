@@ -11,8 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from mnemo.ids import new_id
 from mnemo.runtime import events
-from mnemo.runtime.context import load_agent
-from mnemo.runtime.step import append_to_context
+from mnemo.runtime.context import append_to_context, load_agent
 from mnemo.schemas.runs import FinishInput, FinishOutcome, ResumePoint, RunInput, run_status_for
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
 
@@ -18,6 +17,7 @@ from mnemo.runtime import events
 from mnemo.runtime.compact import needs_compaction
 from mnemo.runtime.context import (
     AgentContext,
+    append_to_context,
     assistant_message_id,
     heartbeat_message_id,
     load_agent,
@@ -27,19 +27,9 @@ from mnemo.runtime.context import (
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
 from mnemo.store.db import Database
-from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
+from mnemo.store.tables import MessageRow, RunRow, StepRow
 
 OnDelta = Callable[[Delta | None], Awaitable[None]]  # None = flush
-
-
-async def append_to_context(session: Any, agent_id: str, message_ids: list[str]) -> None:
-    """Append ids to the agent's in-context window, skipping any already there (retries)."""
-    for mid in message_ids:
-        await session.execute(
-            sa.update(AgentRow)
-            .where(AgentRow.id == agent_id, sa.not_(AgentRow.__table__.c.message_ids.has_key(mid)))  # type: ignore[attr-defined]
-            .values(message_ids=AgentRow.__table__.c.message_ids.op("||")(sa.func.jsonb_build_array(mid)))  # type: ignore[attr-defined]
-        )
 
 
 async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | None:

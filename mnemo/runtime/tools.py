@@ -36,6 +36,7 @@ from mnemo.runtime import events, search
 from mnemo.runtime.agents import block_view, recompile_system_message
 from mnemo.runtime.context import (
     AgentContext,
+    append_to_context,
     assistant_message_id,
     load_agent,
     load_context,
@@ -43,7 +44,6 @@ from mnemo.runtime.context import (
 )
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.runtime.memory_store import apply_edit, locked_blocks
-from mnemo.runtime.step import append_to_context
 from mnemo.sandbox.base import SandboxLimits, SandboxRequest, SandboxUnavailable
 from mnemo.sandbox.select import backend_for, runner
 from mnemo.schemas.runs import ToolInput, ToolOutcome
