@@ -12,6 +12,8 @@ from sqlmodel import select
 
 from mnemo.llm.client import ChatResult, Delta, complete
 from mnemo.llm.config import LLMConfig
+from mnemo.llm.errors import ContextWindowExceeded
+from mnemo.llm.tokens import count_tokens, estimate_tokens
 from mnemo.memory.render import package_heartbeat
 from mnemo.runtime import events
 from mnemo.runtime.compact import needs_compaction
@@ -29,7 +31,8 @@ from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
 from mnemo.store.db import Database
 from mnemo.store.tables import MessageRow, RunRow, StepRow
 
-OnDelta = Callable[[Delta | None], Awaitable[None]]  # None = flush
+OnDelta = Callable[[Delta | None], Awaitable[None]]
+PRECISE_COUNT_FROM = 0.8  # of the window: below it, the padded estimate is enough  # None = flush
 
 
 async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | None:
@@ -86,9 +89,11 @@ async def run_step(
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
     on_delta = on_delta_factory(inp, ctx.agent.agent_type) if (stream_tokens and on_delta_factory) else None
     tools = ctx.tool_schemas()
+    messages = ctx.openai_messages()
+    check_fits(config, messages, tools)
     result = await complete(
         config,
-        ctx.openai_messages(),
+        messages,
         tools or None,
         stream=on_delta is not None,
         on_delta=on_delta,
@@ -97,6 +102,22 @@ async def run_step(
     if on_delta is not None:
         await on_delta(None)  # flush what is still batched before the step commits
     return await _persist(db, inp, ctx, config, result)
+
+
+def check_fits(config: LLMConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+    """Estimate the request before sending it; one that cannot fit is compacted first instead of being
+    refused by the provider. The cheap estimate (bytes/4) runs always; the model's tokenizer
+    (litellm's counter) only when the request is near the window."""
+    window = config.context_window
+    estimate = estimate_tokens(messages, tools)
+    if estimate <= PRECISE_COUNT_FROM * window:
+        return
+    counted = count_tokens(config, messages, tools)
+    if counted > window:
+        raise ContextWindowExceeded(
+            f"the request is about {counted} tokens, over the context window of {window}; "
+            "compacting before calling the model"
+        )
 
 
 def _normalized_calls(inp: StepInput, result: ChatResult) -> list[dict[str, Any]]:

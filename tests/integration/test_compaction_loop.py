@@ -137,3 +137,19 @@ async def test_long_conversation_never_overflows_and_forgets_nothing(mnemo: Mnem
                 tz="UTC",
             )
             assert f"fact {i} is zq{i}x" in [r["content"] for r in found["results"]], i
+
+
+async def test_a_request_estimated_over_the_window_is_compacted_before_the_call(mnemo: Mnemo) -> None:
+    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 2000))
+    for i in range(12):  # each turn adds ~2 x 300 characters to the context
+        mnemo.fake.script(Reply.text(f"reply {i} " + "y" * 300))
+        await mnemo.send(agent.id, f"message {i} " + "x" * 300)
+    before = len([r for r in mnemo.fake.chat_requests if r["model"] == "fake"])
+    mnemo.fake.script(Reply.text("SUMMARY of a long chat"), model=SUMMARIZER)
+    mnemo.fake.script(Reply.text("fits"))
+    run = await mnemo.send(agent.id, "and now?")
+    assert (run.status, run.stop_reason) == ("completed", "end_turn")
+    agent_calls = [r for r in mnemo.fake.chat_requests if r["model"] == "fake"][before:]
+    # One call, already on the compacted context: the over-long request never reached the provider.
+    assert len(agent_calls) == 1 and "SUMMARY of a long chat" in agent_calls[0]["messages"][1]["content"]
+    assert len(json.dumps(agent_calls[0]["messages"])) // 4 < 2000
