@@ -140,7 +140,9 @@ async def test_long_conversation_never_overflows_and_forgets_nothing(mnemo: Mnem
 
 
 async def test_a_request_estimated_over_the_window_is_compacted_before_the_call(mnemo: Mnemo) -> None:
-    agent = await mnemo.create_agent(memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 2000))
+    agent = await mnemo.create_agent(
+        memory_blocks=[{"label": "human", "value": "Ada"}], **_configs(mnemo, 2000)
+    )
     for i in range(12):  # each turn adds ~2 x 300 characters to the context
         mnemo.fake.script(Reply.text(f"reply {i} " + "y" * 300))
         await mnemo.send(agent.id, f"message {i} " + "x" * 300)
