@@ -35,29 +35,19 @@ OnDelta = Callable[[Delta | None], Awaitable[None]]
 PRECISE_COUNT_FROM = 0.8  # of the window: below it, the padded estimate is enough  # None = flush
 
 
-async def finished_step(db: Database, run_id: str, index: int) -> StepOutcome | None:
-    async with db.session() as s:
-        row = (
-            await s.exec(select(StepRow).where(StepRow.run_id == run_id, StepRow.step_index == index))
-        ).one_or_none()
-    if row is not None and row.status == "success" and row.outcome:
-        return StepOutcome.model_validate(row.outcome)
-    return None
-
-
 async def run_step(
     db: Database, inp: StepInput, *, on_delta_factory: Callable[[StepInput, str], OnDelta] | None = None
 ) -> StepOutcome:
-    done = await finished_step(db, inp.run_id, inp.step_index)
-    if done is not None:
-        return done  # a retry after the step committed: never call the model or write twice
-
     sid = step_id(inp.run_id, inp.step_index)
-    async with db.session() as s:
-        run = await s.get(RunRow, inp.run_id)
-    if run is not None and run.cancel_requested_at is not None:
-        return StepOutcome(cancelled=True)
+    # One transaction for everything before the model call: it is the hot path of every step.
     async with db.transaction() as s:
+        step = (await s.exec(select(StepRow).where(StepRow.id == sid))).one_or_none()
+        if step is not None and step.status == "success" and step.outcome:
+            # A retry after the step committed: never call the model or write twice.
+            return StepOutcome.model_validate(step.outcome)
+        run = await s.get(RunRow, inp.run_id)
+        if run is not None and run.cancel_requested_at is not None:
+            return StepOutcome(cancelled=True)
         if inp.heartbeat_reason:
             agent = await load_agent(s, inp.agent_id)
             hid = heartbeat_message_id(inp.run_id, inp.step_index)
@@ -76,14 +66,18 @@ async def run_step(
                 .on_conflict_do_nothing(index_elements=["id"])
             )
             await append_to_context(s, inp.agent_id, [hid])
-        await s.execute(
-            insert(StepRow)
-            .values(
-                id=sid, run_id=inp.run_id, agent_id=inp.agent_id, step_index=inp.step_index, status="pending"
+        if step is None:
+            await s.execute(
+                insert(StepRow)
+                .values(
+                    id=sid,
+                    run_id=inp.run_id,
+                    agent_id=inp.agent_id,
+                    step_index=inp.step_index,
+                    status="pending",
+                )
+                .on_conflict_do_nothing(index_elements=["id"])
             )
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-    async with db.session() as s:
         ctx = await load_context(s, inp.agent_id)
     config = LLMConfig.model_validate(ctx.agent.llm_config or {})
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
