@@ -10,6 +10,7 @@ from sqlalchemy import update as sa_update
 from sqlmodel import col
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.run_waiter import RunWaiter
 from mnemo import search_attributes as sa
@@ -116,7 +117,6 @@ class RunService:
 
     async def _workflow_open(self, run_id: str) -> bool:
         from temporalio.client import WorkflowExecutionStatus
-        from temporalio.service import RPCError, RPCStatusCode
 
         try:
             desc = await self.client.get_workflow_handle(names.run_workflow_id(run_id)).describe()
@@ -139,7 +139,13 @@ class RunService:
                 stmt = stmt.where(col(RunRow.id).in_(run_ids))
             await s.execute(stmt)
         handle = self.client.get_workflow_handle(names.agent_workflow_id(agent_id))
-        await handle.signal(names.CANCEL_SIGNAL, CancelRuns(run_ids=run_ids))
+        try:
+            await handle.signal(names.CANCEL_SIGNAL, CancelRuns(run_ids=run_ids))
+        except RPCError as err:
+            # No agent workflow to tell, or it is between two executions (continue-as-new): the flag
+            # above still stops every one of these runs at its next step, queued ones at their first.
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
         """Wait until the run is completed, failed or cancelled, and return its row."""

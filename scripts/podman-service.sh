@@ -79,6 +79,8 @@ events_logger = "file"
 EOF
 
 rm -f "$SOCK"
+# From its own directory: conmon drops files (e.g. "oom" after an out-of-memory kill) in its cwd.
+cd "$DIR"
 CONTAINERS_CONF="$CONF" setsid podman system service --time=0 "$URL" \
     </dev/null >>"$DIR/podman.log" 2>&1 &
 echo $! >"$DIR/podman.pid"
