@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
 from api.deps import Services, get_services, session
+from api.pagination import paginate
 from mnemo.runtime.agents import NotFound, agent_blocks, create_agent
 from mnemo.runtime.context import agent_tools
 from mnemo.schemas.agents import CreateAgent
@@ -58,18 +59,9 @@ async def list_agents(
     stmt = select(AgentRow)
     if name:
         stmt = stmt.where(AgentRow.name == name)
-    for cursor, newer in ((after, order == "asc"), (before, order != "asc")):
-        if cursor:
-            anchor = await get_agent_row(s, cursor)
-            cmp = (
-                col(AgentRow.created_at) > anchor.created_at
-                if newer
-                else col(AgentRow.created_at) < anchor.created_at
-            )
-            stmt = stmt.where(cmp)
-    created = col(AgentRow.created_at)
-    stmt = stmt.order_by(created.asc() if order == "asc" else created.desc()).limit(limit)
-    rows = (await s.exec(stmt)).all()
+    rows = await paginate(
+        s, stmt, AgentRow, after=after, before=before, limit=limit, order=order, what="Agent"
+    )
     return [await full_state(s, r, include) for r in rows]
 
 

@@ -14,13 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import serializers
 from api.deps import Services, get_services, session
 from api.errors import conflict
+from api.pagination import Order, page_items
 from api.routes.agents import full_state, get_agent_row
 from api.routes.blocks import (
     BlockUpdate,
-    Order,
     get_block_row,
     lock_agents,
-    page_items,
     recompile_agents,
     update_block,
 )

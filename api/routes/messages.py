@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
 from api.deps import Services, get_services, session
+from api.pagination import paginate
 from api.routes.agents import get_agent_row
 from api.streaming import sse_response, tail
 from mnemo.runtime.letta_messages import to_letta_messages
@@ -195,12 +196,15 @@ async def list_messages(
 ) -> list[dict[str, Any]]:
     agent = await get_agent_row(s, agent_id)
     stmt = select(MessageRow).where(MessageRow.agent_id == agent_id)
-    for cursor, newer in ((after, order == "asc"), (before, order != "asc")):
-        if cursor:
-            anchor = await s.get(MessageRow, cursor)
-            if anchor is None:
-                raise HTTPException(404, f"Message {cursor} not found")
-            stmt = stmt.where(col(MessageRow.seq) > anchor.seq if newer else col(MessageRow.seq) < anchor.seq)
-    seq = col(MessageRow.seq)
-    rows = (await s.exec(stmt.order_by(seq.asc() if order == "asc" else seq.desc()).limit(limit))).all()
+    rows = await paginate(
+        s,
+        stmt,
+        MessageRow,
+        after=after,
+        before=before,
+        limit=limit,
+        order=order,
+        what="Message",
+        keys=("seq",),
+    )
     return [m for r in rows for m in to_letta_messages(r, agent.agent_type)]

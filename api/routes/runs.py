@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import serializers
 from api.deps import Services, get_services, session
 from api.errors import conflict, not_supported
-from api.routes.blocks import Order, paginate
+from api.pagination import Order, paginate
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.store.tables import RUN_STATUSES, AgentRow, MessageRow, RunRow, StepRow
 

@@ -21,8 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import serializers
 from api.deps import Services, get_services, session
 from api.errors import conflict
+from api.pagination import Order, page_items, paginate
 from api.routes.agents import full_state, get_agent_row
-from api.routes.blocks import Order, lock_agents, page_items, paginate
+from api.routes.blocks import lock_agents
 from mnemo.ids import new_id
 from mnemo.runtime.context import agent_tools
 from mnemo.store.tables import DEFAULT_RETURN_CHAR_LIMIT, AgentToolRow, ToolRow
