@@ -18,6 +18,7 @@ from mnemo.llm.client import Delta
 from mnemo.llm.errors import ContextWindowExceeded, LLMError
 from mnemo.memory.compaction import SystemPromptTooLarge
 from mnemo.runtime import events
+from mnemo.runtime.approvals import deny_pending
 from mnemo.runtime.compact import compact
 from mnemo.runtime.context import assistant_message_id, step_id
 from mnemo.runtime.letta_messages import partial_message
@@ -28,6 +29,7 @@ from mnemo.schemas.runs import (
     CallbackInput,
     CompactInput,
     CompactOutcome,
+    DenyApprovals,
     FinishInput,
     FinishOutcome,
     ResumePoint,
@@ -159,6 +161,11 @@ class AgentLoopActivities:
                     ) from None
                 except LLMError as err:
                     raise _llm_failure(err) from err
+
+    @activity.defn(name="approvals.deny")
+    async def approvals_deny(self, inp: DenyApprovals) -> int:
+        with database_errors_retryable():
+            return await deny_pending(self.db, inp)
 
     @activity.defn(name="tools.execute")
     async def tools_execute(self, inp: ToolInput) -> ToolOutcome:

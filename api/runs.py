@@ -44,7 +44,9 @@ class RunService:
             id=names.agent_workflow_id(agent_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.AGENT_ID, agent_id)]),
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.AGENT_ID, agent_id)])
+            if self.policy.search_attributes
+            else None,
             static_summary=f"agent {agent_id}",
         )
         ack: SubmitAck = await self.client.execute_update_with_start_workflow(
@@ -61,8 +63,10 @@ class RunService:
         request_config: dict[str, Any] | None = None,
         background: bool = False,
         callback_url: str | None = None,
+        approval: bool = False,
     ) -> RunRow:
-        """Persist the run and its input, then hand it to the agent's workflow. Returns the run row."""
+        """Persist the run and its input, then hand it to the agent's workflow. Returns the run row.
+        `approval`: the input answers calls waiting for approval (it goes ahead of queued runs)."""
         async with self.db.transaction() as s:
             run = await create_run(
                 s,
@@ -74,7 +78,9 @@ class RunService:
                 callback_url=callback_url,
             )
         try:
-            await self._submit(agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy))
+            await self._submit(
+                agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy, approval=approval)
+            )
         except Exception:
             await self._set_status(run.id, "failed", "error")
             raise

@@ -54,11 +54,24 @@ def tool(row: ToolRow) -> dict[str, Any]:
     }
 
 
+def agent_secrets(row: AgentRow) -> list[dict[str, Any]]:
+    """The agent's tool environment variables as Letta's `AgentEnvironmentVariable` list."""
+    return [
+        {"agent_id": row.id, "key": key, "value": str(value), "description": None}
+        for key, value in (row.secrets or {}).items()
+    ]
+
+
 def agent_state(
-    row: AgentRow, *, blocks: list[BlockRow] | None = None, tools: list[ToolRow] | None = None
+    row: AgentRow,
+    *,
+    blocks: list[BlockRow] | None = None,
+    tools: list[ToolRow] | None = None,
+    secrets: bool = False,
 ) -> dict[str, Any]:
     llm = row.llm_config or {}
     block_list = [block(b) for b in blocks] if blocks is not None else []
+    env = agent_secrets(row) if secrets else []
     return {
         "id": row.id,
         "name": row.name,
@@ -80,8 +93,8 @@ def agent_state(
         "tools": [tool(t) for t in tools] if tools is not None else [],
         "sources": [],
         "tags": list(row.tags),
-        "tool_exec_environment_variables": [],
-        "secrets": [],
+        "tool_exec_environment_variables": env,
+        "secrets": env,
         "project_id": None,
         "template_id": None,
         "base_template_id": None,

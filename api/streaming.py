@@ -24,6 +24,8 @@ BATCH = 500
 # Types a token-streaming client already received as deltas.
 STREAMED_AS_DELTAS = frozenset({"assistant_message", "reasoning_message", "tool_call_message"})
 INTERNAL = frozenset({"tool_execution_started"})
+# Sent whatever `include_return_message_types` says: they frame the stream rather than report a message.
+ALWAYS_SENT = frozenset({"stop_reason", "usage_statistics", "error_message", "ping"})
 PRIVATE_KEYS = ("delta", "attempt")
 
 
@@ -37,20 +39,22 @@ def _public(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def wanted(event: dict[str, Any], *, stream_tokens: bool, types: set[str] | None) -> bool:
+    """Whether a logged event goes to this stream. `types` (include_return_message_types) filters token
+    deltas too: a partial message is of its message's type."""
     kind = event.get("message_type")
     if kind in INTERNAL:
         return False
+    if types is not None and kind not in types and kind not in ALWAYS_SENT:
+        return False
     if event.get("delta"):
         return stream_tokens
-    if stream_tokens and kind in STREAMED_AS_DELTAS:
-        return False
-    if (
-        types is not None
-        and kind not in types
-        and kind not in ("stop_reason", "usage_statistics", "error_message")
-    ):
-        return False
-    return True
+    return not (stream_tokens and kind in STREAMED_AS_DELTAS)
+
+
+def requested_types(run: RunRow | None) -> set[str] | None:
+    """The run's `include_return_message_types`, as its request gave it (None: every type)."""
+    types = (run.request_config or {}).get("include_return_message_types") if run is not None else None
+    return set(types) if types else None
 
 
 async def tail(
@@ -62,8 +66,13 @@ async def tail(
     include_pings: bool = True,
     types: set[str] | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Every event of the run after `starting_after`, as it is written, until the run's stream ends."""
+    """Every event of the run after `starting_after`, as it is written, until the run's stream ends.
+
+    `types`: only these message types (None: those the run's request asked for, so a stream resumed
+    with `POST /v1/runs/{id}/stream` is filtered as the original one was).
+    """
     cursor = starting_after
+    from_request = types is None
     last_sent = time.monotonic()
     with service.waiter.subscribe(run_id) as woken:
         while True:
@@ -72,6 +81,8 @@ async def tail(
                 # status) are in the read that follows, so an empty read really means the end.
                 run = await s.get(RunRow, run_id)
                 batch = await events.read(s, run_id, cursor, BATCH)
+            if from_request:
+                types, from_request = requested_types(run), False
             for event in batch:
                 cursor = int(event.get("seq_id", cursor + 1))
                 if not wanted(event, stream_tokens=stream_tokens, types=types):

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--only turns|throughput|archival] [--worker process|inprocess]`
+"""`python -m bench [--quick] [--only turns|throughput|archival|context|api] [--worker process|inprocess]`
 
 Starts the embedded stack in a temporary MNEMO_HOME, measures, stops everything, and prints one JSON
 object on stdout (progress goes to stderr). Speed is reported, never asserted.
@@ -21,13 +21,16 @@ from bench.stack import BenchStack, WorkerMode, open_stack
 from bench.stats import machine
 from mnemo.schemas.runs import RunPolicy
 
-SECTIONS = ("turns", "throughput", "archival", "context")
+SECTIONS = ("turns", "throughput", "archival", "context", "api")
 TARGETS = {
     "turn_1step_p50_ms": 130,
     "turn_2step_p50_ms": 260,
     "msgs_per_s": 20,
     "history_bytes_per_step": 3072,
     "archival_search_p50_ms": 20,
+    "sse_first_event_p50_ms": 150,
+    "get_agent_p50_ms": 5,
+    "api_overhead_per_turn_ms": 10,
 }
 
 
@@ -39,10 +42,22 @@ class Sizes(BaseModel):
     passages: int
     real_embeddings: int
     queries: int
+    requests: int
 
 
-FULL = Sizes(turns=50, warmup=5, agents=10, messages=10, passages=100_000, real_embeddings=1000, queries=200)
-QUICK = Sizes(turns=5, warmup=2, agents=3, messages=3, passages=2000, real_embeddings=100, queries=20)
+FULL = Sizes(
+    turns=50,
+    warmup=5,
+    agents=10,
+    messages=10,
+    passages=100_000,
+    real_embeddings=1000,
+    queries=200,
+    requests=500,
+)
+QUICK = Sizes(
+    turns=5, warmup=2, agents=3, messages=3, passages=2000, real_embeddings=100, queries=20, requests=50
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--passages", type=int, help="archival: passages in the archive")
     p.add_argument("--real-embeddings", type=int, help="archival: passages embedded with the real model")
     p.add_argument("--queries", type=int, help="archival: timed queries")
+    p.add_argument("--requests", type=int, help="api: timed GET agent requests")
     p.add_argument(
         "--profile",
         metavar="FILE",
@@ -154,6 +170,25 @@ async def run_archival(stack: BenchStack, sizes: Sizes, result: dict[str, Any]) 
     result["details"]["archival"] = report.model_dump()
 
 
+async def run_api(stack: BenchStack, sizes: Sizes, result: dict[str, Any]) -> None:
+    from bench.api import measure_api
+
+    report = await measure_api(stack, turns=sizes.turns, warmup=sizes.warmup, requests=sizes.requests)
+    turns = report.turns
+    result["api"] = {
+        "sse_first_event_ms": _short(report.sse_first_event_ms),
+        "get_agent_ms": _short(report.get_agent_ms),
+        "get_agent_rps": report.get_agent_rps,
+        "get_agent_concurrent_rps": report.get_agent_concurrent_rps,
+        "concurrent_clients": report.concurrent_clients,
+        "turn_overhead_ms": {
+            k: {"api_p50": t.api_ms.p50, "direct_p50": t.direct_ms.p50, "overhead_p50": t.overhead_p50_ms}
+            for k, t in turns.items()
+        },
+    }
+    result["details"]["api"] = report.model_dump()
+
+
 async def run_context(stack: BenchStack, result: dict[str, Any]) -> None:
     from bench.context import measure_context
 
@@ -161,6 +196,7 @@ async def run_context(stack: BenchStack, result: dict[str, Any]) -> None:
 
 
 def against_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    api = result.get("api", {})
     measured = {
         "turn_1step_p50_ms": result.get("turn_1step_ms", {}).get("p50"),
         "turn_2step_p50_ms": result.get("turn_2step_ms", {}).get("p50"),
@@ -169,6 +205,11 @@ def against_targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if "history_bytes_per_step" in result
         else None,
         "archival_search_p50_ms": result.get("archival_search_ms", {}).get("p50"),
+        "sse_first_event_p50_ms": api.get("sse_first_event_ms", {}).get("p50"),
+        "get_agent_p50_ms": api.get("get_agent_ms", {}).get("p50"),
+        "api_overhead_per_turn_ms": max(
+            (t["overhead_p50"] for t in api.get("turn_overhead_ms", {}).values()), default=None
+        ),
     }
     out = {}
     for key, target in TARGETS.items():
@@ -204,6 +245,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await run_archival(stack, sizes, result)
         if "context" in sections:
             await run_context(stack, result)
+        if "api" in sections:
+            await run_api(stack, sizes, result)
     result["setup"]["wall_s"] = round(time.perf_counter() - started, 1)
     result["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["targets"] = TARGETS
@@ -217,6 +260,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "history_bytes_per_step",
         "archival_search_ms",
         "context",
+        "api",
         "targets",
         "vs_targets",
         "details",

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # but they show as markers in the Temporal UI, and a dead worker or a cancel is noticed per
     # workflow task rather than per call. Default: regular activities.
     local_activities: bool = Field(default=False, alias="MNEMO_LOCAL_ACTIVITIES")
+    # How long a tool call waits for a human's approval before it is denied (default 24 h).
+    approval_timeout_s: float = Field(default=86_400.0, gt=0, alias="MNEMO_APPROVAL_TIMEOUT_S")
 
     # Where custom tools run unless the tool or the agent says otherwise: local (bubblewrap), docker, e2b.
     sandbox: Literal["local", "docker", "e2b"] = Field(default="local", alias="MNEMO_SANDBOX")
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
     e2b_api_key: SecretStr | None = Field(default=None, alias="E2B_API_KEY")
 
     def run_policy(self) -> RunPolicy:
-        return RunPolicy(local_activities=self.local_activities)
+        return RunPolicy(local_activities=self.local_activities, approval_timeout_s=self.approval_timeout_s)
 
     @property
     def home(self) -> Path:

@@ -17,8 +17,9 @@ from mnemo.store.db import Database
 def workflows() -> Sequence[type]:
     from workflows.agent import AgentWorkflow
     from workflows.run import RunWorkflow
+    from workflows.tool_run import ToolRunWorkflow
 
-    return [AgentWorkflow, RunWorkflow]
+    return [AgentWorkflow, RunWorkflow, ToolRunWorkflow]
 
 
 async def activities(
@@ -29,6 +30,7 @@ async def activities(
 ) -> tuple[Sequence[Callable[..., Any]], Callable[[], Any]]:
     """The activity callables and an async closer that releases what they hold (pools, clients)."""
     from activities.agent_loop import AgentLoopActivities
+    from activities.tool_run import ToolRunActivities
 
     db = Database(database_url) if database_url else Database.from_settings(settings)
     loop = AgentLoopActivities(db, extra_tools)
@@ -39,6 +41,8 @@ async def activities(
         loop.llm_step,
         loop.tools_execute,
         loop.memory_compact,
+        loop.approvals_deny,
+        ToolRunActivities(db, extra_tools).tools_run,
     ]
 
     async def close() -> None:

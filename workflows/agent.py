@@ -12,12 +12,16 @@ from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from mnemo import search_attributes as sa
+    from mnemo.runtime.approvals import DENIED_ON_CANCEL, DENIED_ON_TIMEOUT
     from mnemo.schemas.runs import (
         AgentWorkflowInput,
         AgentWorkflowState,
         CancelRuns,
+        DenyApprovals,
         FinishInput,
+        PendingApproval,
         RunInput,
+        RunResult,
         SubmitAck,
         SubmitRun,
     )
@@ -32,24 +36,78 @@ class AgentWorkflow:
         self._queue: list[SubmitRun] = list(inp.pending)
         self._runs_processed = inp.runs_processed
         self._current: SubmitRun | None = None
+        # Tool calls waiting for a human: until answered, only an approval run may go next.
+        self._pending: PendingApproval | None = inp.pending_approval
+        self._deny_reason: str | None = None
 
     @workflow.run
     async def run(self, inp: AgentWorkflowInput) -> None:
         while True:
-            await workflow.wait_condition(
-                lambda: bool(self._queue) or workflow.info().is_continue_as_new_suggested()
-            )
-            if not self._queue:
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        self._next() is not None
+                        or self._deny_reason is not None
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    timeout=self._approval_time_left(),
+                )
+            except TimeoutError:
+                self._deny_reason = DENIED_ON_TIMEOUT.format(timeout=_duration(self._pending_timeout()))
+            if self._pending is not None and self._deny_reason is not None:
+                await self._deny(self._pending, self._deny_reason)
+                continue
+            self._deny_reason = None
+            index = self._next()
+            if index is None:
                 await self._continue_as_new()
-            submitted = self._queue.pop(0)
+                continue
+            submitted = self._queue.pop(index)
             self._current = submitted
-            await self._process(submitted)
+            result = await self._process(submitted)
             self._current = None
             self._runs_processed += 1
+            if result is not None and result.approval_message_id:
+                self._pending = PendingApproval(
+                    run_id=result.run_id,
+                    message_id=result.approval_message_id,
+                    deadline=workflow.now() + timedelta(seconds=submitted.policy.approval_timeout_s),
+                    timeout_s=submitted.policy.approval_timeout_s,
+                )
+            elif submitted.approval:
+                self._pending = None
             if workflow.info().is_continue_as_new_suggested():
                 await self._continue_as_new()
 
-    async def _process(self, submitted: SubmitRun) -> None:
+    def _next(self) -> int | None:
+        """The queue position of the run to process next: the oldest, or while calls wait for a human,
+        the oldest answer to them (other runs keep their place until then)."""
+        if self._pending is None:
+            return 0 if self._queue else None
+        return next((i for i, q in enumerate(self._queue) if q.approval), None)
+
+    def _pending_timeout(self) -> float:
+        return 0.0 if self._pending is None else self._pending.timeout_s
+
+    def _approval_time_left(self) -> float | None:
+        if self._pending is None or self._deny_reason is not None:
+            return None
+        # A deadline already past (e.g. carried over by continue-as-new) fires on the next second.
+        return max(1.0, (self._pending.deadline - workflow.now()).total_seconds())
+
+    async def _deny(self, pending: PendingApproval, reason: str) -> None:
+        await workflow.execute_local_activity(
+            names.APPROVALS_DENY,
+            DenyApprovals(
+                agent_id=self._agent_id, run_id=pending.run_id, message_id=pending.message_id, reason=reason
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            summary=f"deny the calls of run {pending.run_id} waiting for approval",
+        )
+        self._pending = None
+        self._deny_reason = None
+
+    async def _process(self, submitted: SubmitRun) -> RunResult | None:
         run_input = RunInput(
             run_id=submitted.run_id,
             agent_id=self._agent_id,
@@ -57,8 +115,19 @@ class AgentWorkflow:
             policy=submitted.policy,
             resume=submitted.resume,
         )
+        attributes = (
+            TypedSearchAttributes(
+                [
+                    SearchAttributePair(sa.AGENT_ID, self._agent_id),
+                    SearchAttributePair(sa.RUN_ID, submitted.run_id),
+                    SearchAttributePair(sa.RUN_STATUS, "running"),
+                ]
+            )
+            if submitted.policy.search_attributes
+            else None
+        )
         try:
-            await workflow.execute_child_workflow(
+            return await workflow.execute_child_workflow(
                 names.RUN_WORKFLOW,
                 run_input,
                 id=names.run_workflow_id(submitted.run_id),
@@ -67,19 +136,15 @@ class AgentWorkflow:
                 static_summary="resumed after a failure" if submitted.resume else None,
                 # With local activities, this is how soon another worker takes over from a dead one.
                 task_timeout=timedelta(seconds=submitted.policy.workflow_task_timeout_s),
-                search_attributes=TypedSearchAttributes(
-                    [
-                        SearchAttributePair(sa.AGENT_ID, self._agent_id),
-                        SearchAttributePair(sa.RUN_ID, submitted.run_id),
-                        SearchAttributePair(sa.RUN_STATUS, "running"),
-                    ]
-                ),
+                search_attributes=attributes,
+                result_type=RunResult,
             )
         except ChildWorkflowError as err:
             # The run records its own failure before failing; this only covers a run that could not even
             # do that (e.g. terminated from the UI), so the database never shows it running forever.
             if not isinstance(err.cause, ApplicationError):
                 await self._mark_failed(submitted.run_id, "run workflow ended abnormally")
+            return None
 
     async def _mark_failed(self, run_id: str, error: str) -> None:
         await workflow.execute_local_activity(
@@ -93,7 +158,10 @@ class AgentWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(
             AgentWorkflowInput(
-                agent_id=self._agent_id, pending=list(self._queue), runs_processed=self._runs_processed
+                agent_id=self._agent_id,
+                pending=list(self._queue),
+                runs_processed=self._runs_processed,
+                pending_approval=self._pending,
             )
         )
 
@@ -117,6 +185,8 @@ class AgentWorkflow:
         wanted = set(req.run_ids) if req.run_ids is not None else None
         dropped = [q for q in self._queue if wanted is None or q.run_id in wanted]
         self._queue = [q for q in self._queue if q not in dropped]
+        if self._pending is not None and (wanted is None or self._pending.run_id in wanted):
+            self._deny_reason = DENIED_ON_CANCEL
         current = self._current
         if current is not None and (wanted is None or current.run_id in wanted):
             handle = workflow.get_external_workflow_handle(names.run_workflow_id(current.run_id))
@@ -140,4 +210,10 @@ class AgentWorkflow:
             current_run_id=self._current.run_id if self._current else None,
             queued_run_ids=[q.run_id for q in self._queue],
             runs_processed=self._runs_processed,
+            pending_approval=self._pending,
         )
+
+
+def _duration(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:g} hours" if hours >= 1 else f"{seconds:g} seconds"

@@ -13,6 +13,10 @@ RUNS_CALLBACK = "runs.callback"
 LLM_STEP = "llm.step"
 TOOLS_EXECUTE = "tools.execute"
 MEMORY_COMPACT = "memory.compact"
+# POST /v1/agents/{id}/tools/{name}/run: one tool call outside any run, in a workflow of its own.
+TOOL_RUN_WORKFLOW = "ToolRunWorkflow"
+TOOLS_RUN = "tools.run"
+APPROVALS_DENY = "approvals.deny"
 
 
 def agent_workflow_id(agent_id: str) -> str:
@@ -21,3 +25,7 @@ def agent_workflow_id(agent_id: str) -> str:
 
 def run_workflow_id(run_id: str) -> str:
     return f"run:{run_id}"
+
+
+def tool_run_workflow_id(key: str) -> str:
+    return f"tool-run:{key}"

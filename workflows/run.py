@@ -11,6 +11,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from mnemo import search_attributes as sa
+    from mnemo.runtime.context import assistant_message_id
     from mnemo.schemas.runs import (
         CallbackInput,
         CancelRuns,
@@ -27,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         run_status_for,
     )
+    from mnemo.tools.solver import NON_USER_PREFIX, RuleSolver, required_reason
     from workflows import names
 
 HEARTBEAT_REASON = (
@@ -47,6 +49,8 @@ MAX_OVERFLOW_COMPACTIONS = 3  # Letta's max_summarizer_retries
 class RunWorkflow:
     def __init__(self) -> None:
         self._cancelled = False
+        self._solver = RuleSolver([], [])
+        self._approval_message: str | None = None
 
     @workflow.signal(name=names.CANCEL_SIGNAL)
     async def cancel(self, req: CancelRuns) -> None:
@@ -61,7 +65,9 @@ class RunWorkflow:
             start_to_close_timeout=SHORT,
             summary="resume run" if inp.resume else "start run",
         )
-        stop_reason, error, steps = await self._loop(inp, start.first_step)
+        self._solver = RuleSolver(start.tool_rules, start.tool_names)
+        stopped = await self._answer_approvals(inp, start) if start.first_step == 0 else None
+        stop_reason, error, steps = stopped or await self._loop(inp, start.first_step)
         finished: FinishOutcome = await workflow.execute_local_activity(
             names.RUNS_FINISH,
             FinishInput(
@@ -72,7 +78,8 @@ class RunWorkflow:
             summary=f"finish: {stop_reason}",
         )
         status = run_status_for(stop_reason)
-        workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status)])
+        if inp.policy.search_attributes:
+            workflow.upsert_search_attributes([sa.RUN_STATUS.value_set(status)])
         if finished.callback_url:
             callback = CallbackInput(run_id=inp.run_id)
             await workflow.execute_activity(
@@ -89,7 +96,32 @@ class RunWorkflow:
         if status == "failed":
             # Failing the workflow makes failed runs stand out in the UI; the run is already recorded.
             raise ApplicationError(f"run {inp.run_id} stopped: {stop_reason}: {error}", non_retryable=True)
-        return RunResult(run_id=inp.run_id, stop_reason=stop_reason, status=status, steps=steps)
+        return RunResult(
+            run_id=inp.run_id,
+            stop_reason=stop_reason,
+            status=status,
+            steps=steps,
+            approval_message_id=self._approval_message if stop_reason == "requires_approval" else None,
+        )
+
+    async def _answer_approvals(
+        self, inp: RunInput, start: ResumePoint
+    ) -> tuple[str, str | None, int] | None:
+        """Carry out a human's answer to pending calls (run, deny, or take the client's return)."""
+        try:
+            for call in start.approvals:
+                done = await self._tool(
+                    inp,
+                    0,
+                    call.tool_call_id,
+                    call.tool_name,
+                    approval_of=call.message_id,
+                    report_output=self._solver.reports_output(call.tool_name),
+                )
+                self._solver.record(call.tool_name, done.output)
+        except ACTIVITY_FAILURES as err:
+            return "error", _cause(err), 0
+        return None
 
     async def _loop(self, inp: RunInput, first_step: int) -> tuple[str, str | None, int]:
         heartbeat: str | None = None
@@ -99,8 +131,9 @@ class RunWorkflow:
             if self._cancelled:
                 return "cancelled", None, step
             workflow.set_current_details(f"step {step + 1} of at most {inp.max_steps}")
+            allowed = self._solver.allowed()
             try:
-                outcome = await self._llm_step(inp, step, heartbeat)
+                outcome = await self._llm_step(inp, step, heartbeat, allowed)
             except ACTIVITY_FAILURES as err:
                 cause = _cause(err)
                 if cause.startswith(CONTEXT_OVERFLOW) and overflows < MAX_OVERFLOW_COMPACTIONS:
@@ -115,15 +148,17 @@ class RunWorkflow:
                 return "cancelled", None, step
             overflows = 0
             try:
-                for call in outcome.tool_calls:
-                    await self._tool(inp, step, call.id, call.name)
+                violated, waiting = await self._run_calls(inp, step, outcome, allowed)
             except ACTIVITY_FAILURES as err:
                 return "error", _cause(err), step + 1
+            if waiting:
+                self._approval_message = assistant_message_id(inp.run_id, step)
+                return "requires_approval", None, step + 1
             if outcome.compact:
                 stopped = await self._compact(inp, step, 0, "post_step_context_check")
                 if stopped is not None:
                     return stopped
-            decided = _decide(outcome, last=step + 1 >= inp.max_steps)
+            decided = _decide(outcome, last=step + 1 >= inp.max_steps, solver=self._solver, violated=violated)
             if isinstance(decided, tuple):
                 return decided[0], decided[1], step + 1
             heartbeat = decided
@@ -160,9 +195,39 @@ class RunWorkflow:
             return "error", cause, step
         return None
 
-    async def _llm_step(self, inp: RunInput, step: int, heartbeat: str | None) -> StepOutcome:
+    async def _run_calls(
+        self, inp: RunInput, step: int, outcome: StepOutcome, allowed: list[str] | None
+    ) -> tuple[bool, bool]:
+        """Run the step's tool calls, skipping those that wait for approval; (a rule was broken, some
+        call waits for a human)."""
+        violated = waiting = False
+        for call in outcome.tool_calls:
+            if allowed is not None and call.name not in allowed:
+                violated = True
+                await self._tool(
+                    inp, step, call.id, call.name, rejected=self._solver.violation(call.name, allowed)
+                )
+            elif call.requires_approval:
+                waiting = True
+            else:
+                done = await self._tool(
+                    inp, step, call.id, call.name, report_output=self._solver.reports_output(call.name)
+                )
+                self._solver.record(call.name, done.output)
+        return violated, waiting
+
+    async def _llm_step(
+        self, inp: RunInput, step: int, heartbeat: str | None, allowed: list[str] | None = None
+    ) -> StepOutcome:
         policy = inp.policy
-        arg = StepInput(run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, heartbeat_reason=heartbeat)
+        arg = StepInput(
+            run_id=inp.run_id,
+            agent_id=inp.agent_id,
+            step_index=step,
+            heartbeat_reason=heartbeat,
+            allowed_tools=allowed,
+            tool_choice=self._solver.tool_choice(allowed),
+        )
         retry = RetryPolicy(
             initial_interval=timedelta(seconds=policy.llm_initial_interval_s),
             maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
@@ -190,13 +255,34 @@ class RunWorkflow:
             summary=summary,
         )
 
-    async def _tool(self, inp: RunInput, step: int, call_id: str, name: str) -> ToolOutcome:
+    async def _tool(
+        self,
+        inp: RunInput,
+        step: int,
+        call_id: str,
+        name: str,
+        *,
+        rejected: str | None = None,
+        approval_of: str | None = None,
+        report_output: bool = False,
+    ) -> ToolOutcome:
         policy = inp.policy
         arg = ToolInput(
-            run_id=inp.run_id, agent_id=inp.agent_id, step_index=step, tool_call_id=call_id, tool_name=name
+            run_id=inp.run_id,
+            agent_id=inp.agent_id,
+            step_index=step,
+            tool_call_id=call_id,
+            tool_name=name,
+            rejected=rejected,
+            approval_of=approval_of,
+            report_output=report_output,
         )
         retry = RetryPolicy(maximum_attempts=policy.tool_max_attempts)
         summary = f"step {step + 1}: tool {name}"
+        if rejected is not None:
+            summary = f"step {step + 1}: refuse {name} (tool rule)"
+        elif approval_of is not None:
+            summary = f"answer approval of {name}"
         if policy.local_activities:
             return await workflow.execute_local_activity(
                 names.TOOLS_EXECUTE,
@@ -225,28 +311,51 @@ def _cause(err: ActivityError | ApplicationError) -> str:
     return str(cause or err)
 
 
-def _decide(outcome: StepOutcome, *, last: bool) -> tuple[str, str | None] | str | None:
+def _decide(
+    outcome: StepOutcome, *, last: bool, solver: RuleSolver | None = None, violated: bool = False
+) -> tuple[str, str | None] | str | None:
     """After a step: `(stop_reason, error)` to end the run, else the heartbeat reason for the next step
     (None when the loop continues without one)."""
+    solver = solver or RuleSolver([], [])
+    missing = solver.uncalled_required()
     if not outcome.tool_calls:
         if outcome.heartbeat_mode:
             return "no_tool_call", "No tool calls found in response, model must make a tool call"
         if outcome.finish_reason == "length":
             return "max_tokens_exceeded", None
+        if missing and not last:  # required_before_exit: the turn cannot end yet
+            return required_reason(missing)
         return "end_turn", None
     terminal = any(call.terminal for call in outcome.tool_calls)
     heartbeat = None
     if outcome.heartbeat_mode:
-        # Letta's V2 loop: continue only when the model asked for a heartbeat (a failed call does not
-        # chain); a terminal tool ends the turn, and says `tool_rule` if a heartbeat was asked for.
+        # Letta's V2 loop: continue when the model asked for a heartbeat (a failed call does not
+        # chain), or a rule says so; a terminal tool ends the turn, and says `tool_rule` if a heartbeat
+        # was asked for.
         wants = any(call.request_heartbeat for call in outcome.tool_calls)
-        if terminal:
+        if terminal and not missing:
             return ("tool_rule" if wants else "end_turn"), None
-        if not wants:
+        forced = _v2_reason(outcome, solver, violated, missing)
+        if not wants and forced is None:
             return "end_turn", None
-        heartbeat = HEARTBEAT_REASON
+        heartbeat = HEARTBEAT_REASON if wants else forced
     elif terminal:
-        return "tool_rule", None
+        if not missing:
+            return "tool_rule", None
+        heartbeat = required_reason(missing)
     if last:
         return "max_steps", None
     return heartbeat
+
+
+def _v2_reason(outcome: StepOutcome, solver: RuleSolver, violated: bool, missing: list[str]) -> str | None:
+    """Why a rule keeps a V2 loop going without a heartbeat request (Letta's reasons), or None."""
+    if violated:
+        return NON_USER_PREFIX + "Continuing: tool rule violation."
+    if any(solver.has_children(call.name) for call in outcome.tool_calls):
+        return NON_USER_PREFIX + "Continuing: child tool rule."
+    if any(call.continues for call in outcome.tool_calls):
+        return NON_USER_PREFIX + "Continuing: continue tool rule."
+    if missing:
+        return NON_USER_PREFIX + f"Continuing, user expects these tools: {missing} to be called still."
+    return None

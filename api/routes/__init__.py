@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import agents, archival, blocks, context, core_memory, health, messages, runs, streams, tools
+from api.routes import (
+    agent_tools,
+    agents,
+    archival,
+    blocks,
+    context,
+    core_memory,
+    health,
+    messages,
+    runs,
+    streams,
+    tool_approval,
+    tools,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
     tools.router,
     agents.router,
+    tool_approval.router,
+    agent_tools.router,
     messages.router,
     context.router,
     core_memory.router,

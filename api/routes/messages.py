@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,10 +10,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
+from api.approvals import ApprovalCreate, ToolReturnCreate, infer_type, plan_input
+from api.dedup import start_once
 from api.deps import Services, get_services, session
 from api.pagination import paginate
 from api.routes.agents import get_agent_row
 from api.streaming import sse_response, tail
+from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.store.tables import AgentRow, MessageRow, RunRow
 
@@ -33,7 +36,7 @@ def check_text_parts(content: Any) -> Any:
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    type: Literal["message"] | None = "message"
+    type: Literal["message"] = "message"
     role: Literal["user", "system", "assistant"] = "user"
     content: str | list[dict[str, Any]]
     name: str | None = None
@@ -43,10 +46,22 @@ class MessageCreate(BaseModel):
     _text_parts = field_validator("content")(check_text_parts)
 
 
+class ClientTool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
 class LettaRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    messages: list[MessageCreate] | None = None
+    messages: (
+        list[Annotated[MessageCreate | ApprovalCreate | ToolReturnCreate, Field(discriminator="type")]] | None
+    ) = None
+    # Tools the client runs itself: calls to them wait for the client's tool return (Letta).
+    client_tools: list[ClientTool] | None = None
     input: str | list[dict[str, Any]] | None = None
     max_steps: int = Field(default=50, ge=1, le=10_000)
     include_return_message_types: list[str] | None = None
@@ -55,6 +70,9 @@ class LettaRequest(BaseModel):
     background: bool = False
 
     _text_parts = field_validator("input")(check_text_parts)
+    _typed = field_validator("messages", mode="before")(
+        lambda v: [infer_type(i) for i in v] if isinstance(v, list) else v
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> LettaRequest:
@@ -65,7 +83,11 @@ class LettaRequest(BaseModel):
     def input_messages(self) -> list[dict[str, Any]]:
         if self.input is not None:
             return [{"role": "user", "content": self.input}]
-        return [m.model_dump(exclude_none=True, exclude={"type"}) for m in self.messages or []]
+        return [
+            m.model_dump(exclude_none=True, exclude={"type"})
+            for m in self.messages or []
+            if isinstance(m, MessageCreate)
+        ]
 
 
 async def run_messages(
@@ -100,15 +122,27 @@ async def _start(
 ) -> tuple[AgentRow, RunRow]:
     async with services.db.session() as s:
         agent = await get_agent_row(s, agent_id)
-    run = await services.runs.send(
+        plan = await plan_input(s, agent_id, list(body.messages or []), body.input_messages())
+    messages = plan.messages
+    if body.client_tools:
+        plan.request_config["client_tools"] = [t.model_dump(exclude_none=True) for t in body.client_tools]
+    # A retried request (same input otids) gets the run of its first attempt, not a second one.
+    run = await start_once(
+        services,
         agent_id,
-        body.input_messages(),
-        max_steps=body.max_steps,
-        request_config={
-            "stream_tokens": body.stream_tokens,
-            "include_return_message_types": body.include_return_message_types,
-        },
-        **extra,
+        messages,
+        lambda: services.runs.send(
+            agent_id,
+            messages,
+            max_steps=body.max_steps,
+            request_config={
+                "stream_tokens": body.stream_tokens,
+                "include_return_message_types": body.include_return_message_types,
+                **plan.request_config,
+            },
+            approval=plan.approval,
+            **extra,
+        ),
     )
     return agent, run
 
@@ -180,8 +214,16 @@ async def cancel(
         if body and body.run_ids is not None:
             stmt = stmt.where(col(RunRow.id).in_(body.run_ids))
         active = list((await s.exec(stmt)).all())
-    if active:
-        await services.runs.cancel(agent_id, active)
+        waiting = await pending_approval(s, agent_id)
+    targets = list(active)
+    if (
+        waiting is not None
+        and waiting[0].run_id
+        and (body is None or body.run_ids is None or waiting[0].run_id in body.run_ids)
+    ):
+        targets.append(waiting[0].run_id)  # its calls waiting for approval are denied (Letta)
+    if targets:
+        await services.runs.cancel(agent_id, targets)
     return {run_id: "cancelled" for run_id in active}
 
 
@@ -192,6 +234,7 @@ async def list_messages(
     order: str = Query("desc", pattern="^(asc|desc)$"),
     after: str | None = None,
     before: str | None = None,
+    include_return_message_types: list[str] | None = Query(default=None),
     s: AsyncSession = Depends(session),
 ) -> list[dict[str, Any]]:
     agent = await get_agent_row(s, agent_id)
@@ -207,4 +250,11 @@ async def list_messages(
         what="Message",
         keys=("seq",),
     )
-    return [m for r in rows for m in to_letta_messages(r, agent.agent_type)]
+    types = include_return_message_types
+    # As in Letta, the filter applies to the page's messages (a page can hold fewer than `limit`).
+    return [
+        m
+        for r in rows
+        for m in to_letta_messages(r, agent.agent_type)
+        if not types or m["message_type"] in types
+    ]

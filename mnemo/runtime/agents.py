@@ -179,12 +179,24 @@ def block_view(row: BlockRow) -> BlockView:
     )
 
 
-async def recompile_system_message(session: AsyncSession, agent: AgentRow) -> str:
+async def recompile_system_message(
+    session: AsyncSession, agent: AgentRow, *, update_timestamp: bool = True, dry_run: bool = False
+) -> str:
     """Rebuild the system message from the current blocks and counts, as Letta does after memory edits.
 
     Normal steps do not call this: a stable system prompt keeps the provider's prefix cache warm.
+    `update_timestamp=False` keeps the "last recompiled" time the prompt showed (Letta's recompile
+    route default); `dry_run` returns the text without storing it.
     """
     await session.refresh(agent)  # bulk updates in this transaction (message_ids) expired it
+    recompiled_at = datetime.now(UTC)
+    if not update_timestamp:
+        # The system message is only ever written here, so its updated_at is the last recompile.
+        previous = (
+            await session.exec(select(MessageRow.updated_at).where(MessageRow.id == agent.message_ids[0]))
+        ).one_or_none()
+        if previous is not None:
+            recompiled_at = previous
     blocks = await agent_blocks(session, agent.id)
     total = (
         await session.exec(
@@ -197,7 +209,7 @@ async def recompile_system_message(session: AsyncSession, agent: AgentRow) -> st
         agent.system,
         [block_view(b) for b in blocks],
         agent_id=agent.id,
-        recompiled_at=datetime.now(UTC),
+        recompiled_at=recompiled_at,
         timezone=agent.timezone,
         previous_message_count=max(0, int(total) - len(agent.message_ids)),
         archival_count=archival_count,
@@ -206,10 +218,12 @@ async def recompile_system_message(session: AsyncSession, agent: AgentRow) -> st
         tool_rule_prompts=rule_prompts(agent.tool_rules),
         include_blocks=renders_memory_blocks(agent.agent_type),
     )
+    if dry_run:
+        return text
     await session.execute(
         sa.update(MessageRow)
         .where(col(MessageRow.id) == agent.message_ids[0])
-        .values(content=[{"type": "text", "text": text}], text=text)
+        .values(content=[{"type": "text", "text": text}], text=text, updated_at=recompiled_at)
     )
     return text
 

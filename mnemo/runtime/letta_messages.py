@@ -84,8 +84,11 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
                 ],
             }
         ]
-    if row.role != "assistant":
+    if row.role == "approval" and not row.tool_calls:
+        return [_approval_response(row)]
+    if row.role not in ("assistant", "approval"):
         return []
+    waiting = _requested(row)
     out: list[dict[str, Any]] = []
     text = _text(row)
     if text:
@@ -96,7 +99,10 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
             )
         else:
             out.append(_base(row, "assistant_message", len(out)) | {"content": text})
+    pending = [_tool_call(c) for c in row.tool_calls or [] if c.get("id") in waiting]
     for call in row.tool_calls or []:
+        if call.get("id") in waiting:
+            continue
         tc = _tool_call(call)
         if legacy and tc["name"] == ASSISTANT_TOOL:
             try:
@@ -106,7 +112,31 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
             out.append(_base(row, "assistant_message", len(out)) | {"content": content})
             continue
         out.append(_base(row, "tool_call_message", len(out)) | {"tool_call": tc, "tool_calls": [tc]})
+    if pending:
+        out.append(
+            _base(row, "approval_request_message", len(out))
+            | {"tool_call": pending[0], "tool_calls": pending}
+        )
     return out
+
+
+def _requested(row: MessageRow) -> set[str]:
+    for part in row.content or []:
+        if part.get("type") == "approval_request":
+            return set(part.get("tool_call_ids") or [])
+    return set()
+
+
+def _approval_response(row: MessageRow) -> dict[str, Any]:
+    approvals = [dict(a) for a in row.tool_returns or []]
+    first = approvals[0] if approvals else {}
+    return _base(row, "approval_response_message", 0) | {
+        "approvals": approvals,
+        # Letta's deprecated single-approval fields, from the first answer.
+        "approve": first.get("approve") if first.get("type") == "approval" else None,
+        "reason": first.get("reason"),
+        "approval_request_id": first.get("approval_request_id"),
+    }
 
 
 def partial_message(delta: Delta, agent_type: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from mnemo.llm.errors import ContextWindowExceeded
 from mnemo.llm.tokens import count_tokens, estimate_tokens
 from mnemo.memory.render import package_heartbeat
 from mnemo.runtime import events
+from mnemo.runtime.approvals import approval_request_part, approval_required, with_client_tools
 from mnemo.runtime.compact import needs_compaction
 from mnemo.runtime.context import (
     AgentContext,
@@ -30,6 +31,7 @@ from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
 from mnemo.store.db import Database
 from mnemo.store.tables import MessageRow, RunRow, StepRow
+from mnemo.tools.rules import continue_tools
 
 OnDelta = Callable[[Delta | None], Awaitable[None]]
 PRECISE_COUNT_FROM = 0.8  # of the window: below it, the padded estimate is enough  # None = flush
@@ -82,20 +84,29 @@ async def run_step(
     config = LLMConfig.model_validate(ctx.agent.llm_config or {})
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
     on_delta = on_delta_factory(inp, ctx.agent.agent_type) if (stream_tokens and on_delta_factory) else None
-    tools = ctx.tool_schemas()
+    tools = with_client_tools(ctx.tool_schemas(), run)
+    if inp.allowed_tools is not None:  # tool rules: offer only what the model may call now
+        tools = [t for t in tools if t["function"]["name"] in set(inp.allowed_tools)]
     messages = ctx.openai_messages()
     check_fits(config, messages, tools)
     result = await complete(
         config,
         messages,
         tools or None,
+        tool_choice=_tool_choice(inp.tool_choice) if tools else None,
         stream=on_delta is not None,
         on_delta=on_delta,
         parallel_tool_calls=False if (tools and ctx.agent.tool_rules) else None,
     )
     if on_delta is not None:
         await on_delta(None)  # flush what is still batched before the step commits
-    return await _persist(db, inp, ctx, config, result)
+    return await _persist(db, inp, ctx, config, result, approval_required(ctx, run))
+
+
+def _tool_choice(choice: str | None) -> str | dict[str, Any] | None:
+    if choice is None or choice in ("required", "auto", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def check_fits(config: LLMConfig, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
@@ -137,12 +148,19 @@ def _heartbeat_flag(arguments: str) -> bool | None:
 
 
 async def _persist(
-    db: Database, inp: StepInput, ctx: AgentContext, config: LLMConfig, result: ChatResult
+    db: Database,
+    inp: StepInput,
+    ctx: AgentContext,
+    config: LLMConfig,
+    result: ChatResult,
+    approval: frozenset[str] = frozenset(),
 ) -> StepOutcome:
     sid = step_id(inp.run_id, inp.step_index)
     mid = assistant_message_id(inp.run_id, inp.step_index)
     calls = _normalized_calls(inp, result)
     terminal = ctx.terminal
+    continues = continue_tools(ctx.agent.tool_rules)
+    waiting = [c["id"] for c in calls if c["function"]["name"] in approval]
     outcome = StepOutcome(
         has_text=bool(result.text),
         tool_calls=[
@@ -151,6 +169,8 @@ async def _persist(
                 name=c["function"]["name"],
                 terminal=c["function"]["name"] in terminal,
                 request_heartbeat=_heartbeat_flag(c["function"]["arguments"]) if ctx.heartbeat_mode else None,
+                continues=c["function"]["name"] in continues,
+                requires_approval=c["id"] in waiting,
             )
             for c in calls
         ],
@@ -165,11 +185,13 @@ async def _persist(
         step = (await s.exec(select(StepRow).where(StepRow.id == sid).with_for_update())).one()
         if step.status == "success" and step.outcome:
             return StepOutcome.model_validate(step.outcome)  # a concurrent attempt won the race
+        content = [{"type": "text", "text": result.text}] if result.text else []
         message = MessageRow(
             id=mid,
             agent_id=inp.agent_id,
-            role="assistant",
-            content=[{"type": "text", "text": result.text}] if result.text else [],
+            # A reply with calls waiting for a human is Letta's approval request message.
+            role="approval" if waiting else "assistant",
+            content=content + ([approval_request_part(waiting)] if waiting else []),
             text=result.text or None,
             tool_calls=calls or None,
             step_id=sid,

@@ -9,7 +9,7 @@ does not run the tool again.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from mnemo.memory.render import (
 from mnemo.memory.tool_schemas import TOOL_ARG_DEFAULTS
 from mnemo.runtime import events, search
 from mnemo.runtime.agents import block_view, recompile_system_message
+from mnemo.runtime.approvals import decision_for, denial_text
 from mnemo.runtime.context import (
     AgentContext,
     append_to_context,
@@ -49,6 +50,7 @@ from mnemo.sandbox.select import backend_for, runner
 from mnemo.schemas.runs import ToolInput, ToolOutcome
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, MessageRow, PassageRow, RunEventRow, ToolRow
+from mnemo.tools.rules import prefilled_args
 
 INTERRUPTED = (
     "Error: the tool was interrupted before it returned (its worker stopped). It was not run again, "
@@ -74,9 +76,28 @@ async def _recorded(db: Database, inp: ToolInput) -> ToolOutcome | None:
     mid = tool_message_id(inp.run_id, inp.tool_call_id)
     async with db.session() as s:
         row = await s.get(MessageRow, mid)
+        if row is None and inp.approval_of:
+            # An approved call may have been answered already, e.g. denied when its approval timed out.
+            row = (
+                await s.exec(
+                    select(MessageRow)
+                    .where(
+                        MessageRow.agent_id == inp.agent_id,
+                        MessageRow.role == "tool",
+                        MessageRow.tool_call_id == inp.tool_call_id,
+                    )
+                    .limit(1)
+                )
+            ).one_or_none()
     if row is None:
         return None
-    return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=not row.is_err)
+    output = row.tool_returns[0].get("tool_return") if (inp.report_output and row.tool_returns) else None
+    return ToolOutcome(
+        tool_call_id=inp.tool_call_id,
+        message_id=row.id,
+        ok=not row.is_err,
+        output=None if output is None else str(output),
+    )
 
 
 async def execute_tool(
@@ -88,7 +109,14 @@ async def execute_tool(
     async with db.session() as s:
         ctx = await load_context(s, inp.agent_id)
         call = await _find_call(s, inp)
+        decision = await decision_for(s, inp.run_id, inp.tool_call_id) if inp.approval_of else None
     tool = next((t for t in ctx.tools if t.name == inp.tool_name), None)
+    if inp.rejected is not None:  # broke a tool rule: the model learns why, nothing runs
+        return await _record(db, inp, ctx, tool, ToolResult(False, inp.rejected))
+    if inp.approval_of:
+        answered = _answered(inp, decision, tool)
+        if answered is not None:
+            return await _record(db, inp, ctx, tool, answered)
     if tool is None:
         valid = [t.name for t in ctx.tools]
         return await _record(
@@ -116,6 +144,7 @@ async def execute_tool(
             ),
         )
     args.pop("request_heartbeat", None)
+    args |= prefilled_args(ctx.agent.tool_rules or [], inp.tool_name)
     args = {**TOOL_ARG_DEFAULTS.get(tool.name, {}), **{k: v for k, v in args.items() if v is not None}}
 
     if tool.name in MEMORY_TOOL_NAMES:
@@ -146,8 +175,29 @@ async def execute_tool(
     )
 
 
+def _answered(inp: ToolInput, decision: Mapping[str, Any] | None, tool: ToolRow | None) -> ToolResult | None:
+    """What the human's answer makes of an approval-pending call: None = approved, run the tool."""
+    if decision is None:
+        return ToolResult(False, denial_text({"reason": "the approval did not answer this tool call"}))
+    if decision.get("type") == "tool":  # a client-side tool: the client ran it and sent its return
+        ok = decision.get("status", "success") == "success"
+        return ToolResult(ok, decision.get("tool_return"), decision.get("stdout"), decision.get("stderr"))
+    if not decision.get("approve"):
+        return ToolResult(False, denial_text(decision))
+    if tool is None:
+        return ToolResult(
+            False,
+            f"Error: {inp.tool_name} is a client-side tool: answer it with its tool return, not an approval.",
+        )
+    return None
+
+
+def call_message_id(inp: ToolInput) -> str:
+    return inp.approval_of or assistant_message_id(inp.run_id, inp.step_index)
+
+
 async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
-    msg = await session.get(MessageRow, assistant_message_id(inp.run_id, inp.step_index))
+    msg = await session.get(MessageRow, call_message_id(inp))
     for call in (msg.tool_calls or []) if msg else []:
         if call.get("id") == inp.tool_call_id:
             return (call.get("function") or {}).get("arguments") or "{}"
@@ -178,7 +228,7 @@ async def _write_return(
             text=None,
             tool_call_id=inp.tool_call_id,
             run_id=inp.run_id,
-            step_id=(await s.get(MessageRow, assistant_message_id(inp.run_id, inp.step_index))).step_id,  # type: ignore[union-attr]
+            step_id=(await s.get(MessageRow, call_message_id(inp))).step_id,  # type: ignore[union-attr]
             is_err=not result.ok,
             tool_returns=[
                 {
@@ -198,7 +248,9 @@ async def _write_return(
         row = await s.get(MessageRow, mid)
         assert row is not None
         await events.append(s, inp.run_id, to_letta_messages(row, ctx.agent.agent_type))
-    return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=result.ok)
+    return ToolOutcome(
+        tool_call_id=inp.tool_call_id, message_id=mid, ok=result.ok, output=raw if inp.report_output else None
+    )
 
 
 async def _record(
@@ -378,3 +430,9 @@ async def _call_sandboxed(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
     if result.ok:
         return ToolResult(True, result.value, result.stdout or None, result.stderr or None)
     return ToolResult(False, result.error or "the tool failed", result.stdout or None, result.stderr or None)
+
+
+async def run_custom_tool(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolResult:
+    """Run a custom Python tool in its sandbox with the agent's secrets, outside any run (the
+    `tools.run` activity). Records nothing: at-most-once is the caller's business."""
+    return await _call_sandboxed(ctx, tool, args)

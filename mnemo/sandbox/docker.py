@@ -8,6 +8,10 @@ request's environment. The container is removed whatever happens. Creating names
 user namespace) is refused by seccomp: Docker's default profile does it for containers without
 CAP_SYS_ADMIN; podman's does not, so `scripts/podman-service.sh` installs a profile that does.
 
+A tool's `pip_requirements` are installed by the worker, outside the container, into a cached
+directory (`mnemo.sandbox.requirements`) that is bind-mounted read-only at `SITE_DIR`: the container
+still has no network. The bind needs the engine to see the worker's disk (a local Docker or podman).
+
 No warm pool, on purpose: reusing a container (`exec_run`) would let one call see another's /tmp
 and leftover processes, for little gain — measured here with podman+runc, a fresh container per
 trivial call is ~0.16 s p50 when the output is read through `attach` (podman's `wait` endpoint
@@ -23,9 +27,17 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mnemo.sandbox.base import Backend, SandboxRequest, SandboxResult, SandboxUnavailable
+from mnemo.sandbox.requirements import (
+    SITE_DIR,
+    RequirementsCache,
+    RequirementsError,
+    default_cache,
+    with_site_env,
+)
 from mnemo.sandbox.script import (
     build_script,
     cpu_limit_error,
@@ -40,6 +52,7 @@ DEFAULT_IMAGE = "mnemo-sandbox:py311"
 LABEL = "mnemo.sandbox"
 SCRIPT_DIR = "/sandbox"
 PYTHON = "/usr/bin/python3.11"
+PYTHON_VERSION = "3.11"  # of PYTHON: pip_requirements are installed for it
 # The image's interpreter is told to forget the container's own variables (PATH, HOSTNAME, HOME,
 # container=podman…) so the tool sees exactly the request's env, which the script then sets.
 BOOTSTRAP = (
@@ -86,8 +99,11 @@ class DockerSandbox:
         *,
         cpus: float = 1.0,
         tmpfs_mb: int = 64,
+        requirements: RequirementsCache | None = None,
     ) -> None:
         self.base_url = base_url
+        # None: $MNEMO_HOME/tool-envs, read when a tool first needs it.
+        self.requirements = requirements
         self.image = image
         self.cpus = cpus
         self.tmpfs_mb = tmpfs_mb
@@ -96,18 +112,16 @@ class DockerSandbox:
 
     async def run(self, request: SandboxRequest) -> SandboxResult:
         started = time.perf_counter()
-        if request.pip_requirements:
-            return SandboxResult(
-                ok=False,
-                error=(
-                    "pip_requirements are not supported yet for docker: the sandbox has no network. "
-                    f"Requested: {', '.join(request.pip_requirements)}"
-                ),
-                backend=self.backend,
-            )
         client = await asyncio.to_thread(self._get_client)
+        site: Path | None = None
+        if request.pip_requirements:
+            cache = self.requirements or default_cache()
+            try:
+                site = await cache.ensure(request.pip_requirements, python_version=PYTHON_VERSION)
+            except RequirementsError as exc:
+                return SandboxResult(ok=False, error=str(exc), backend=self.backend)
         run = _Run(client=client)
-        work = asyncio.ensure_future(asyncio.to_thread(self._run_sync, run, request))
+        work = asyncio.ensure_future(asyncio.to_thread(self._run_sync, run, request, site))
         try:
             result = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -145,7 +159,7 @@ class DockerSandbox:
             self._client = client
             return client
 
-    def _run_sync(self, run: _Run, request: SandboxRequest) -> SandboxResult:
+    def _run_sync(self, run: _Run, request: SandboxRequest, site: Path | None = None) -> SandboxResult:
         from docker.errors import APIError, ImageNotFound, NotFound
         from requests.exceptions import ConnectionError as RequestsConnectionError
 
@@ -154,7 +168,12 @@ class DockerSandbox:
         # The uid is shared with every other container, so RLIMIT_NPROC would count their processes
         # too: the cgroup's pids limit bounds this container instead.
         rlimits = resource_limits(limits, limit_processes=False)
-        script = build_script(request, marker, env=request.env, rlimits=rlimits)
+        env, site_dirs, volumes = request.env, [], {}
+        if site is not None:
+            site_dirs = [SITE_DIR]
+            env = with_site_env(env, SITE_DIR)
+            volumes = {str(site): {"bind": SITE_DIR, "mode": "ro"}}
+        script = build_script(request, marker, env=env, rlimits=rlimits, site_dirs=site_dirs)
         mem = f"{limits.memory_mb}m"
         try:
             container = run.client.containers.create(
@@ -180,6 +199,7 @@ class DockerSandbox:
                 pids_limit=limits.max_processes,
                 nano_cpus=int(self.cpus * 1e9),
                 environment={},
+                volumes=volumes,
                 labels={LABEL: "docker"},
                 detach=True,
             )

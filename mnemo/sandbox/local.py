@@ -14,6 +14,10 @@ are applied by the generated script itself before the tool's code runs, so no `p
 needed; the request's env travels inside that script (stdin), never in argv, which any local user
 can read.
 
+A tool's `pip_requirements` are installed by the worker, outside the sandbox, into a cached directory
+(`mnemo.sandbox.requirements`) that bubblewrap mounts read-only at `SITE_DIR`; the tool still gets no
+network.
+
 Without bubblewrap the same script runs as a plain subprocess with the same rlimits, a clean env and
 (as root) the same throwaway uid, but network and world-readable files are reachable: a loud warning
 says so once per sandbox instance (a worker builds one).
@@ -32,9 +36,20 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from mnemo.sandbox.base import Backend, SandboxRequest, SandboxResult, SandboxUnavailable
+from mnemo.sandbox.requirements import (
+    SITE_DIR,
+    RequirementsCache,
+    RequirementsError,
+    blocked_for_others,
+    default_cache,
+    interpreter_version,
+    unreachable_error,
+    with_site_env,
+)
 from mnemo.sandbox.script import (
     build_script,
     cpu_limit_error,
@@ -116,8 +131,18 @@ class LocalSandbox:
 
     backend: Backend = "local"
 
-    def __init__(self, *, isolation: Isolation = "auto", python: str | None = None, bwrap: str | None = None):
+    def __init__(
+        self,
+        *,
+        isolation: Isolation = "auto",
+        python: str | None = None,
+        bwrap: str | None = None,
+        requirements: RequirementsCache | None = None,
+    ):
         self._isolation = isolation
+        # None: $MNEMO_HOME/tool-envs, read when a tool first needs it.
+        self._requirements = requirements
+        self._python_version: str | None = None
         self._python = python
         self._bwrap = bwrap if bwrap is not None else shutil.which("bwrap")
         self._mode: Literal["bwrap", "none"] | None = None
@@ -131,16 +156,25 @@ class LocalSandbox:
         return None if self._mode is None else self._mode == "bwrap"
 
     async def run(self, request: SandboxRequest) -> SandboxResult:
-        if request.pip_requirements:
-            names = ", ".join(request.pip_requirements)
-            return SandboxResult(
-                ok=False,
-                backend="local",
-                error=f"pip_requirements are not supported yet by the local sandbox (requested: {names}); "
-                "use the docker or e2b backend, or a tool that needs only the standard library.",
-            )
         await self._resolve()
-        return await self._run_once(request)
+        site: Path | None = None
+        if request.pip_requirements:
+            try:
+                site = await self._site_packages(request.pip_requirements)
+            except RequirementsError as exc:
+                return SandboxResult(ok=False, backend="local", error=str(exc))
+            # bubblewrap binds the directory (and a plain run reads it) as the run's throwaway uid.
+            blocked = blocked_for_others(site) if self._root else None
+            if blocked is not None:
+                return SandboxResult(ok=False, backend="local", error=unreachable_error(site, blocked))
+        return await self._run_once(request, site=site)
+
+    async def _site_packages(self, requirements: list[str]) -> Path:
+        """The worker-built directory of the tool's requirements, for this sandbox's interpreter."""
+        if self._python_version is None:
+            self._python_version = await interpreter_version(self._python or default_python())
+        cache = self._requirements or default_cache()
+        return await cache.ensure(requirements, python_version=self._python_version)
 
     async def _resolve(self) -> None:
         if self._mode is not None:
@@ -182,18 +216,25 @@ class LocalSandbox:
             "it needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0)"
         )
 
-    async def _run_once(self, request: SandboxRequest, *, force_bwrap: bool = False) -> SandboxResult:
+    async def _run_once(
+        self, request: SandboxRequest, *, force_bwrap: bool = False, site: Path | None = None
+    ) -> SandboxResult:
         marker = new_marker()
         use_bwrap = force_bwrap or self._mode == "bwrap"
         uid = self._take_uid() if self._root else None
         extra = _BWRAP_TASKS if use_bwrap else 0
         rlimits = resource_limits(request.limits, extra_processes=extra, limit_processes=uid is not None)
-        script = build_script(request, marker, env=request.env, rlimits=rlimits).encode("ascii")
+        env, site_dirs = request.env, []
+        if site is not None:
+            # Inside bubblewrap the directory is mounted at SITE_DIR; a plain run reads it in place.
+            site_dirs = [SITE_DIR if use_bwrap else str(site)]
+            env = with_site_env(env, site_dirs[0])
+        script = build_script(request, marker, env=env, rlimits=rlimits, site_dirs=site_dirs).encode("ascii")
         workdir = None if use_bwrap else self._make_workdir(uid)
         fds: list[int] = []
         try:
             if use_bwrap:
-                run = self._bwrap_run(uid, fds, request.limits.memory_mb * 1024 * 1024)
+                run = self._bwrap_run(uid, fds, request.limits.memory_mb * 1024 * 1024, site)
             else:
                 assert workdir is not None
                 env = {**_BASE_ENV, "HOME": workdir, "TMPDIR": workdir}
@@ -222,7 +263,7 @@ class LocalSandbox:
             os.chown(path, uid, uid)
         return path
 
-    def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int) -> _Run:
+    def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int, site: Path | None = None) -> _Run:
         assert self._bwrap is not None
         python = os.path.realpath(self._python or default_python())
         argv = [
@@ -249,6 +290,8 @@ class LocalSandbox:
             fd = _data_fd(content.encode())
             fds.append(fd)
             argv += ["--ro-bind-data", str(fd), path]
+        if site is not None:
+            argv += ["--ro-bind", str(site), SITE_DIR]
         argv += [
             "--proc", "/proc",
             "--dev", "/dev",

@@ -25,7 +25,7 @@ import json
 import re
 import secrets
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +127,13 @@ def _mnemo_call(cfg):
     module.__file__ = filename
     _sys.modules["mnemo_tool"] = module
     try:
+        if cfg.get("site_dirs"):
+            # The tool's pip_requirements, installed by the worker: added after the standard library
+            # (as a venv's site-packages are), with their .pth files, without running `site` itself.
+            import site
+
+            for path in cfg["site_dirs"]:
+                site.addsitedir(path)
         # Letta's generated script imports these before the tool source, and tools rely on it; the
         # server lists only those the source mentions (`typing` alone costs ~10-20 ms of start-up).
         module.__dict__.update(json=_json, sys=_sys)
@@ -216,6 +223,7 @@ def build_script(
     *,
     env: Mapping[str, str] | None = None,
     rlimits: Mapping[str, tuple[int, int]] | None = None,
+    site_dirs: Sequence[str] = (),
 ) -> str:
     """A standalone Python program (pure ASCII) that runs the tool once and prints the framed result.
 
@@ -223,6 +231,7 @@ def build_script(
     process environment without exposing it (argv is world-readable) pass `request.env` here.
     `rlimits` (see `resource_limits`) are applied first; if one cannot be applied the tool does not
     run and the result says why. Both default to nothing, for backends that do this themselves.
+    `site_dirs` are directories (as the sandbox sees them) of packages the tool may import.
     """
     if not marker or not marker.isalnum():
         raise ValueError("marker must be a non-empty alphanumeric string (see new_marker())")
@@ -234,6 +243,7 @@ def build_script(
         "env": dict(env) if env is not None else None,
         "rlimits": {k: list(v) for k, v in (rlimits or {}).items()},
         "preamble": _compat_preamble(request.source_code),
+        "site_dirs": list(site_dirs),
     }
     literal = repr(json.dumps(config, ensure_ascii=True))
     return f"_MNEMO_CONFIG = {literal}\n{_RUNNER}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AgentType = Literal[
     "letta_v1_agent",
@@ -58,12 +58,46 @@ class CreateBlock(BaseModel):
         return DEFAULT_PERSONA_HUMAN_LIMIT if self.label in ("persona", "human") else DEFAULT_BLOCK_LIMIT
 
 
+TOOL_RULE_TYPES = (
+    "run_first",
+    "exit_loop",
+    "continue_loop",
+    "constrain_child_tools",
+    "parent_last_tool",
+    "conditional",
+    "max_count_per_step",
+    "required_before_exit",
+    "requires_approval",
+)
+
+
 class ToolRule(BaseModel):
+    """One of Letta's nine tool rules; the fields each type needs are checked here, so a bad rule is
+    a 422 at create/update time instead of a surprise mid-run."""
+
     model_config = ConfigDict(extra="allow")
 
-    tool_name: str
-    type: str
+    tool_name: str = Field(min_length=1)
+    type: Literal[TOOL_RULE_TYPES]  # type: ignore[valid-type]
     prompt_template: str | None = None
+    children: list[str] | None = None
+    child_output_mapping: dict[str, str] | None = None
+    default_child: str | None = None
+    require_output_mapping: bool | None = None
+    max_count_limit: int | None = Field(default=None, ge=1)
+    args: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> ToolRule:
+        if self.type in ("constrain_child_tools", "parent_last_tool") and not self.children:
+            raise ValueError(f"a {self.type} rule needs `children`: the tools allowed after {self.tool_name}")
+        if self.type == "conditional" and not self.child_output_mapping:
+            raise ValueError(
+                "a conditional rule needs `child_output_mapping` with at least one output → tool"
+            )
+        if self.type == "max_count_per_step" and self.max_count_limit is None:
+            raise ValueError("a max_count_per_step rule needs `max_count_limit` (at least 1)")
+        return self
 
 
 class CreateAgent(BaseModel):

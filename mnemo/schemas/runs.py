@@ -6,6 +6,7 @@ or remove one. They carry ids and small outcomes — never a transcript — so h
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
@@ -71,6 +72,11 @@ class RunPolicy(Payload):
     # between steps either way). False = regular activities, each its own event in the history.
     local_activities: bool = False
     workflow_task_timeout_s: float = 5.0
+    # How long a tool call waits for a human's approval before it is denied (a durable timer).
+    approval_timeout_s: float = 86_400.0
+    # Tag workflows with Mnemo's search attributes; off only where they cannot be registered (the
+    # time-skipping test server).
+    search_attributes: bool = True
 
 
 class SubmitRun(Payload):
@@ -80,6 +86,8 @@ class SubmitRun(Payload):
     max_steps: int = Field(default=50, ge=1, le=10_000)
     policy: RunPolicy = Field(default_factory=RunPolicy)
     resume: bool = False
+    # The run answers a pending approval: it may go ahead of runs queued while the agent waited.
+    approval: bool = False
 
 
 class SubmitAck(Payload):
@@ -91,10 +99,20 @@ class CancelRuns(Payload):
     run_ids: list[str] | None = None  # None = every queued and running run of the agent
 
 
+class PendingApproval(Payload):
+    """Tool calls of a finished run waiting for a human; denied at `deadline` if nobody answers."""
+
+    run_id: str
+    message_id: str  # the approval request message
+    deadline: datetime
+    timeout_s: float = 86_400.0
+
+
 class AgentWorkflowInput(Payload):
     agent_id: str
     pending: list[SubmitRun] = Field(default_factory=list)
     runs_processed: int = 0
+    pending_approval: PendingApproval | None = None
 
 
 class AgentWorkflowState(Payload):
@@ -102,6 +120,7 @@ class AgentWorkflowState(Payload):
     current_run_id: str | None
     queued_run_ids: list[str]
     runs_processed: int
+    pending_approval: PendingApproval | None = None
 
 
 class RunInput(Payload):
@@ -117,12 +136,35 @@ class RunResult(Payload):
     stop_reason: str
     status: str
     steps: int
+    approval_message_id: str | None = None  # set when the run stopped with requires_approval
+
+
+class ApprovalCall(Payload):
+    """A pending tool call this run answers (the decision itself is in the run's input message)."""
+
+    tool_call_id: str
+    tool_name: str
+    message_id: str  # the approval request message holding the call
+
+
+class DenyApprovals(Payload):
+    """Deny what is still pending in an approval request (timeout or cancel)."""
+
+    agent_id: str
+    run_id: str
+    message_id: str
+    reason: str
 
 
 class ResumePoint(Payload):
     """Where a (re)started run continues: the first step whose model call or tool calls are unfinished."""
 
     first_step: int = 0
+    # Only for agents with rules that steer the loop (run_first, children, parents, conditional,
+    # max count, required before exit), so other runs' history stays as small as before.
+    tool_rules: list[dict[str, Any]] = Field(default_factory=list)
+    tool_names: list[str] = Field(default_factory=list)
+    approvals: list[ApprovalCall] = Field(default_factory=list)
 
 
 class StepInput(Payload):
@@ -132,6 +174,10 @@ class StepInput(Payload):
     # Set when the previous step asked to continue (legacy heartbeat agents): stored as a heartbeat
     # user message before the model is called.
     heartbeat_reason: str | None = None
+    # Set by tool rules: the only tools offered to the model (None = all), and whether it must call
+    # one ("required") or a named one.
+    allowed_tools: list[str] | None = None
+    tool_choice: str | None = None
 
 
 class ToolCallRef(Payload):
@@ -140,6 +186,8 @@ class ToolCallRef(Payload):
     terminal: bool = False
     # Legacy (memgpt) agents: the `request_heartbeat` argument the model set; None for letta_v1.
     request_heartbeat: bool | None = None
+    continues: bool = False  # a continue_loop rule: the loop goes on after this call
+    requires_approval: bool = False  # the call waits for a human (rule, tool default or client tool)
 
 
 class Usage(Payload):
@@ -167,6 +215,11 @@ class ToolInput(Payload):
     step_index: int
     tool_call_id: str
     tool_name: str
+    # Not run: the call broke a tool rule; this is the error the model gets back.
+    rejected: str | None = None
+    # The call waited for approval in this message; this run's input says what the human decided.
+    approval_of: str | None = None
+    report_output: bool = False  # return the tool's output (a conditional rule reads it)
 
 
 class ToolOutcome(Payload):
@@ -174,6 +227,7 @@ class ToolOutcome(Payload):
     message_id: str
     ok: bool
     interrupted: bool = False  # a non-idempotent tool was cut off before its result was recorded
+    output: str | None = None  # only when asked for (report_output)
 
 
 class FinishInput(Payload):

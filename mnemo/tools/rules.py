@@ -1,7 +1,7 @@
 """Tool rules: the prompt lines Letta renders into `<tool_usage_rules>`, and which tools end the loop.
 
-Enforcing every rule type in the run loop (allowed sets, forced calls, approvals) is not built yet;
-today the loop honours `exit_loop` (terminal tools) and renders the prompts of all rule types.
+The run workflow enforces the rules (mnemo.tools.solver); steps flag terminal, continue and
+approval calls (mnemo.runtime.step).
 """
 
 from __future__ import annotations
@@ -40,6 +40,19 @@ def rule_prompts(rules: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def terminal_tools(rules: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     return frozenset(r["tool_name"] for r in rules if r.get("type") == "exit_loop")
+
+
+def prefilled_args(rules: Iterable[Mapping[str, Any]], tool_name: str) -> dict[str, Any]:
+    """Arguments a rule fixes for a tool (Letta's `args` on a rule): they override the model's."""
+    out: dict[str, Any] = {}
+    for rule in rules:
+        if rule.get("tool_name") == tool_name and isinstance(rule.get("args"), dict):
+            out |= rule["args"]
+    return out
+
+
+def continue_tools(rules: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    return frozenset(r["tool_name"] for r in rules if r.get("type") == "continue_loop")
 
 
 def base_tool_rules(tool_names: Iterable[str]) -> list[dict[str, Any]]:

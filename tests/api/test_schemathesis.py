@@ -244,7 +244,7 @@ async def test_inputs_fuzzing_found_are_rejected_with_422(live: Live) -> None:
         (
             f"/v1/agents/{agent_id}/messages",
             {"messages": [{"content": [{"type": "text", "text": 5}]}]},
-            "body.messages.0.content",
+            "body.messages.0.message.content",  # the tag names which kind of message it was read as
         ),
         (f"/v1/agents/{agent_id}/messages/async", {"input": [{"type": "text", "text": None}]}, "body.input"),
     ]

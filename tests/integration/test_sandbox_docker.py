@@ -159,10 +159,11 @@ async def test_cancelled_run_removes_its_container(runner: DockerSandbox, api: d
         await task
 
 
-async def test_pip_requirements_are_not_supported_yet(runner: DockerSandbox) -> None:
-    result = await runner.run(req("def f():\n    return 1\n", pip_requirements=["requests"]))
+async def test_pip_requirements_that_are_not_package_names_are_refused(runner: DockerSandbox) -> None:
+    # Installing them is tests/integration/test_pip_requirements.py's business; a URL never reaches pip.
+    result = await runner.run(req("def f():\n    return 1\n", pip_requirements=["x @ file:///etc"]))
     assert not result.ok
-    assert result.error is not None and "not supported yet for docker" in result.error
+    assert result.error is not None and "'x @ file:///etc' points at a URL or path" in result.error
 
 
 async def test_missing_image_is_unavailable(docker_base_url: str) -> None:

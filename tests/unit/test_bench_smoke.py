@@ -64,8 +64,10 @@ def test_top_level_shape(bench_json: dict[str, Any]) -> None:
     assert bench_json["setup"]["mode"] == "quick"
     assert "separate process" in bench_json["setup"]["worker"]
     assert set(bench_json["vs_targets"]) == set(bench_json["targets"])
-    for verdict in bench_json["vs_targets"].values():
-        assert isinstance(verdict["met"], bool) and verdict["measured"] > 0
+    for name, verdict in bench_json["vs_targets"].items():
+        assert isinstance(verdict["met"], bool)
+        # The API's overhead is a difference of two timings: noise can make it zero or negative.
+        assert verdict["measured"] > 0 or name == "api_overhead_per_turn_ms", (name, verdict)
 
 
 @pytest.mark.slow

@@ -28,6 +28,14 @@ class MessageRow(Timestamps, table=True):
     __table_args__ = (
         sa.UniqueConstraint("seq", name="uq_messages_seq"),
         sa.Index("ix_messages_agent_id_seq", "agent_id", "seq"),
+        # A retried request re-sends its messages' otids: one run per otid per agent (migration 0003).
+        sa.Index(
+            "uq_messages_agent_otid",
+            "agent_id",
+            "otid",
+            unique=True,
+            postgresql_where=sa.text("otid IS NOT NULL"),
+        ),
         check_in("role", MESSAGE_ROLES, "ck_messages_role"),
     )
     __mapper_args__ = MAPPER_ARGS

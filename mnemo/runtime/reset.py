@@ -1,0 +1,80 @@
+"""Resetting an agent's in-context messages (Letta's `PATCH /v1/agents/{id}/reset-messages`).
+
+Only the system message stays in the context window. Unlike Letta, which deletes the dropped messages,
+Mnemo keeps them in Postgres: they leave the context but stay in recall memory (searchable with
+`conversation_search`, listed by `GET .../messages`), and the recompiled system message counts them.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from mnemo.runtime.agents import recompile_system_message
+from mnemo.runtime.approvals import pending_approval
+from mnemo.runtime.context import load_agent
+from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
+from mnemo.store.tables import AgentRow, RunRow
+
+ACTIVE_RUN_STATUSES = ("created", "running")
+
+
+class AgentBusy(RuntimeError):
+    """The agent has runs queued or running (resetting under them would cut a turn in half), or tool calls
+    waiting for a human's approval."""
+
+    def __init__(self, agent_id: str, run_ids: list[str], message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"Agent {agent_id} has runs in progress ({', '.join(run_ids)}); wait for them to end or cancel "
+            f"them (POST /v1/agents/{agent_id}/messages/cancel) before resetting its messages"
+        )
+        self.run_ids = run_ids
+
+
+class DefaultMessagesNotSupported(Exception):
+    """Legacy agent types' boot sequence (Letta's default initial messages) is not built yet."""
+
+
+async def active_run_ids(session: AsyncSession, agent_id: str) -> list[str]:
+    stmt = (
+        select(RunRow.id)
+        .where(RunRow.agent_id == agent_id, col(RunRow.status).in_(ACTIVE_RUN_STATUSES))
+        .order_by(col(RunRow.created_at))
+    )
+    return list((await session.exec(stmt)).all())
+
+
+async def reset_messages(
+    session: AsyncSession, agent_id: str, *, add_default_initial_messages: bool = False
+) -> AgentRow:
+    """Keep only the system message in context and recompile it. Call in a transaction.
+
+    The agent row is locked first: a run created meanwhile references it (a key-share lock) and so
+    waits for this transaction, and then sees the reset context.
+    """
+    agent = await load_agent(session, agent_id, for_update=True)
+    busy = await active_run_ids(session, agent_id)
+    if busy:
+        raise AgentBusy(agent_id, busy)
+    waiting = await pending_approval(session, agent_id)
+    if waiting is not None:
+        # The request would leave the context but stay pending, refusing every new message.
+        raise AgentBusy(
+            agent_id,
+            [],
+            f"Agent {agent_id} is waiting for approval of tool calls {', '.join(waiting[1])}; approve or deny "
+            f"them (an approval message to POST /v1/agents/{agent_id}/messages) before resetting its messages",
+        )
+    if add_default_initial_messages and agent.agent_type in HEARTBEAT_AGENT_TYPES:
+        raise DefaultMessagesNotSupported(
+            f"add_default_initial_messages is not supported yet for {agent.agent_type} agents "
+            "(Letta's boot sequence); reset without it"
+        )
+    # letta_v1_agent and sleeptime_agent have no default initial messages in Letta either.
+    agent.message_ids = agent.message_ids[:1]
+    session.add(agent)
+    await session.flush()
+    await recompile_system_message(session, agent)
+    await session.refresh(agent)
+    return agent
