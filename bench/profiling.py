@@ -7,6 +7,7 @@ import cProfile
 import io
 import pstats
 import sys
+import time
 from collections.abc import Iterator
 
 TOP = 30
@@ -17,12 +18,13 @@ def profiled(path: str | None) -> Iterator[None]:
     """Profile the block into `path` and print the top functions to stderr; nothing when `path` is None.
 
     cProfile sees only this thread's Python code: Temporal's core (Rust threads), the embedder's thread
-    and the other processes are not in it.
+    and the other processes are not in it. It counts this thread's CPU time, not wall time: on a busy
+    machine wall time charges other processes' turns to whatever function was running.
     """
     if path is None:
         yield
         return
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     try:
         yield

@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.tool_run import NOT_STARTED, ToolRunInput, ToolRunOutcome
+    from mnemo.schemas.tool_run import NOT_STARTED, ToolRunInput, ToolRunOutcome
     from workflows import names
 
 FIRST_BACKOFF_S = 1.0

@@ -23,13 +23,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError
 
-from activities.tool_run import NOT_FOUND, NOT_STARTED, ToolRunInput, ToolRunOutcome, is_runnable
 from api.deps import Services, get_services
 from api.errors import not_supported
 from api.routes.agents import get_agent_row
 from mnemo import search_attributes as sa
 from mnemo.memory.tool_schemas import TOOL_ARG_DEFAULTS
 from mnemo.runtime.context import agent_tools
+from mnemo.runtime.tool_run import is_runnable
+from mnemo.schemas.tool_run import NOT_FOUND, NOT_STARTED, ToolRunInput, ToolRunOutcome
 from mnemo.store.tables import ToolRow
 from mnemo.tools.builtin import is_builtin
 from workflows import names

@@ -16,7 +16,9 @@ from api.errors import conflict, not_supported
 from api.pagination import paginate
 from mnemo.runtime.agent_update import NotSupportedYet, UpdateRejected, update_agent
 from mnemo.runtime.agents import NotFound, agent_blocks, create_agent, recompile_system_message
+from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.context import agent_tools, load_agent
+from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.runtime.reset import AgentBusy, DefaultMessagesNotSupported, reset_messages
 from mnemo.schemas.agent_update import UpdateAgent
 from mnemo.schemas.agents import CreateAgent
@@ -36,7 +38,15 @@ async def full_state(s: AsyncSession, row: AgentRow, include: list[str] | None =
     wanted = set(include) if include is not None else {"agent.blocks", "agent.tools", "agent.secrets"}
     blocks = await agent_blocks(s, row.id) if "agent.blocks" in wanted else None
     tools = await agent_tools(s, row.id) if "agent.tools" in wanted else None
-    return serializers.agent_state(row, blocks=blocks, tools=tools, secrets="agent.secrets" in wanted)
+    state = serializers.agent_state(row, blocks=blocks, tools=tools, secrets="agent.secrets" in wanted)
+    if "agent.pending_approval" in wanted:
+        pending = await pending_approval(s, row.id)
+        if pending is not None:
+            shown = to_letta_messages(pending[0], row.agent_type)
+            state["pending_approval"] = next(
+                (m for m in shown if m["message_type"] == "approval_request_message"), None
+            )
+    return state
 
 
 @router.post("/", summary="Create an agent")

@@ -17,7 +17,7 @@ from api.pagination import paginate
 from api.routes.agents import get_agent_row
 from api.streaming import sse_response, tail
 from mnemo.runtime.approvals import pending_approval
-from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
 from mnemo.store.tables import AgentRow, MessageRow, RunRow
 
 router = APIRouter(prefix="/agents", tags=["messages"])
@@ -68,6 +68,10 @@ class LettaRequest(BaseModel):
     streaming: bool = False
     stream_tokens: bool = False
     background: bool = False
+    # Legacy (memgpt) agents: show `send_message` calls as assistant messages (Letta's defaults).
+    use_assistant_message: bool = True
+    assistant_message_tool_name: str = Field(default="send_message", min_length=1)
+    assistant_message_tool_kwarg: str = Field(default="message", min_length=1)
 
     _text_parts = field_validator("input")(check_text_parts)
     _typed = field_validator("messages", mode="before")(
@@ -100,8 +104,19 @@ async def run_messages(
             .order_by(col(MessageRow.seq))
         )
     ).all()
-    out = [m for r in rows if r.role != "user" for m in to_letta_messages(r, agent_type)]
+    shown = assistant_options(run.request_config)
+    out = [m for r in rows if r.role != "user" for m in to_letta_messages(r, agent_type, **shown)]
     return [m for m in out if types is None or m["message_type"] in types]
+
+
+def _assistant_choice(body: LettaRequest) -> dict[str, Any]:
+    chosen = {
+        "use": body.use_assistant_message,
+        "tool": body.assistant_message_tool_name,
+        "kwarg": body.assistant_message_tool_kwarg,
+    }
+    defaults = {"use": True, "tool": "send_message", "kwarg": "message"}
+    return {} if chosen == defaults else {"assistant_message": chosen}
 
 
 class LettaStreamingRequest(LettaRequest):
@@ -138,6 +153,7 @@ async def _start(
             request_config={
                 "stream_tokens": body.stream_tokens,
                 "include_return_message_types": body.include_return_message_types,
+                **_assistant_choice(body),
                 **plan.request_config,
             },
             approval=plan.approval,
@@ -235,9 +251,21 @@ async def list_messages(
     after: str | None = None,
     before: str | None = None,
     include_return_message_types: list[str] | None = Query(default=None),
+    use_assistant_message: bool = True,
+    assistant_message_tool_name: str = Query("send_message", min_length=1),
+    assistant_message_tool_kwarg: str = Query("message", min_length=1),
     s: AsyncSession = Depends(session),
 ) -> list[dict[str, Any]]:
     agent = await get_agent_row(s, agent_id)
+    shown = assistant_options(
+        {
+            "assistant_message": {
+                "use": use_assistant_message,
+                "tool": assistant_message_tool_name,
+                "kwarg": assistant_message_tool_kwarg,
+            }
+        }
+    )
     stmt = select(MessageRow).where(MessageRow.agent_id == agent_id)
     rows = await paginate(
         s,
@@ -255,6 +283,6 @@ async def list_messages(
     return [
         m
         for r in rows
-        for m in to_letta_messages(r, agent.agent_type)
+        for m in to_letta_messages(r, agent.agent_type, **shown)
         if not types or m["message_type"] in types
     ]

@@ -17,7 +17,7 @@ from api import serializers
 from api.deps import Services, get_services, session
 from api.errors import conflict, not_supported
 from api.pagination import Order, paginate
-from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
 from mnemo.store.tables import RUN_STATUSES, AgentRow, MessageRow, RunRow, StepRow
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -126,7 +126,8 @@ async def list_run_messages(
         what="Message",
         keys=("seq",),
     )
-    return [m for r in rows for m in to_letta_messages(r, agent_type)]
+    shown = assistant_options(run.request_config)
+    return [m for r in rows for m in to_letta_messages(r, agent_type, **shown)]
 
 
 @router.get("/{run_id}/usage", summary="A run's token usage")

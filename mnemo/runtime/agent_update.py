@@ -45,18 +45,15 @@ PLAIN_FIELDS: dict[str, str] = {
 RECOMPILE_FIELDS = frozenset(
     {"system", "block_ids", "tool_ids", "tool_rules", "timezone", "message_ids", "model", "llm_config"}
 )
-LLM_FIELDS = frozenset(
-    {
-        "model",
-        "llm_config",
-        "model_settings",
-        "context_window_limit",
-        "max_tokens",
-        "parallel_tool_calls",
-        "reasoning",
-        "response_format",
-    }
-)
+# Fields of the update body itself that set one `llm_config` value (over what model_settings set).
+UPDATE_TO_LLM = {
+    "context_window_limit": "context_window",
+    "max_tokens": "max_tokens",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "reasoning": "enable_reasoner",
+    "response_format": "response_format",
+}
+LLM_FIELDS = frozenset({"model", "llm_config", "model_settings", *UPDATE_TO_LLM})
 # Letta's provider-typed `model_settings` keys that map onto `llm_config`.
 MODEL_SETTINGS_TO_LLM = {
     "temperature": "temperature",
@@ -128,16 +125,7 @@ def _apply_llm(agent: AgentRow, req: UpdateAgent, given: dict[str, Any], setting
         updates = _from_model_settings(req.model_settings or {})
         if updates:
             field = "model_settings"
-        if req.context_window_limit is not None:
-            updates["context_window"] = req.context_window_limit
-        if req.max_tokens is not None:
-            updates["max_tokens"] = req.max_tokens
-        if req.parallel_tool_calls is not None:
-            updates["parallel_tool_calls"] = req.parallel_tool_calls
-        if req.reasoning is not None:
-            updates["enable_reasoner"] = req.reasoning
-        if req.response_format is not None:
-            updates["response_format"] = req.response_format
+        updates |= {target: given[key] for key, target in UPDATE_TO_LLM.items() if key in given}
         # Re-validated, so a bad model_settings value is a 422 now rather than a failed run later.
         llm = type(llm).model_validate({**llm.model_dump(), **updates})
     except (ValueError, ValidationError) as exc:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,25 +20,39 @@ from mnemo.store.tables import RunEventRow, RunRow
 CHANNEL = "mnemo_run_events"
 
 
-async def append(session: AsyncSession, run_id: str, events: Sequence[dict[str, Any]]) -> list[int]:
-    """Append events to a run's log and return their seq_ids (1-based, gap-free per run)."""
+# Numbers the events after the run's last one, inserts them and wakes readers, in one round trip.
+# It runs after the run row is locked (a statement of its own, or the caller's), so its snapshot sees
+# every event committed before: numbering inside a single statement that also took the lock would not.
+_INSERT = sa.text(
+    """
+    WITH last AS (
+        SELECT coalesce(max(seq_id), 0) AS seq FROM run_events WHERE run_id = :run_id
+    ), added AS (
+        INSERT INTO run_events (run_id, seq_id, event)
+        SELECT :run_id, last.seq + e.n, e.event || jsonb_build_object('seq_id', last.seq + e.n)
+        FROM last, jsonb_array_elements(:events) WITH ORDINALITY AS e(event, n)
+        RETURNING seq_id
+    )
+    SELECT min(seq_id), max(seq_id), pg_notify(:channel, :run_id) FROM added
+    """
+).bindparams(sa.bindparam("events", type_=JSONB), sa.bindparam("channel", CHANNEL))
+
+
+async def append(
+    session: AsyncSession, run_id: str, events: Sequence[dict[str, Any]], *, run_locked: bool = False
+) -> list[int]:
+    """Append events to a run's log and return their seq_ids (1-based, gap-free per run).
+
+    `run_locked`: the caller's transaction already holds the run row `FOR UPDATE`.
+    """
     if not events:
         return []
-    # Lock the run row: writers of one run are serialized, so seq_ids never collide.
-    await session.exec(select(RunRow.id).where(RunRow.id == run_id).with_for_update())
-    last = (
-        await session.exec(
-            select(sa.func.coalesce(sa.func.max(RunEventRow.seq_id), 0)).where(RunEventRow.run_id == run_id)
-        )
-    ).one()
-    seq_ids = list(range(int(last) + 1, int(last) + 1 + len(events)))
-    rows = [
-        {"run_id": run_id, "seq_id": s, "event": {**e, "seq_id": s}}
-        for s, e in zip(seq_ids, events, strict=True)
-    ]
-    await session.execute(sa.insert(RunEventRow), rows)
-    await session.execute(sa.select(sa.func.pg_notify(CHANNEL, run_id)))
-    return seq_ids
+    if not run_locked:
+        # Lock the run row: writers of one run are serialized, so seq_ids never collide.
+        await session.execute(sa.select(col(RunRow.id)).where(col(RunRow.id) == run_id).with_for_update())
+    params: dict[str, Any] = {"run_id": run_id, "events": list(events)}
+    first, last, _ = (await session.execute(_INSERT, params)).one()
+    return list(range(int(first), int(last) + 1))
 
 
 async def read(

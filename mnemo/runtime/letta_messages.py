@@ -7,6 +7,7 @@ they are told apart by `otid`, derived from the id and the position as Letta doe
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
@@ -54,7 +55,27 @@ def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
     return {"name": fn.get("name"), "arguments": fn.get("arguments") or "", "tool_call_id": call.get("id")}
 
 
-def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
+def assistant_options(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A request's `use_assistant_message` choices (stored in its run's request_config) as keyword
+    arguments of `to_letta_messages`."""
+    chosen = (config or {}).get("assistant_message") or {}
+    if chosen.get("use", True) is False:
+        return {"assistant_tool": None}
+    return {
+        "assistant_tool": chosen.get("tool") or ASSISTANT_TOOL,
+        "assistant_kwarg": chosen.get("kwarg") or ASSISTANT_KWARG,
+    }
+
+
+def to_letta_messages(
+    row: MessageRow,
+    agent_type: str,
+    *,
+    assistant_tool: str | None = ASSISTANT_TOOL,
+    assistant_kwarg: str = ASSISTANT_KWARG,
+) -> list[dict[str, Any]]:
+    """`assistant_tool`: the legacy agents' tool whose calls show as `assistant_message`s (Letta's
+    `assistant_message_tool_name`); None shows them as tool calls (`use_assistant_message=false`)."""
     legacy = agent_type in HEARTBEAT_AGENT_TYPES
     if row.role == "system":
         return [_base(row, "system_message", 0) | {"content": _text(row)}]
@@ -104,9 +125,9 @@ def to_letta_messages(row: MessageRow, agent_type: str) -> list[dict[str, Any]]:
         if call.get("id") in waiting:
             continue
         tc = _tool_call(call)
-        if legacy and tc["name"] == ASSISTANT_TOOL:
+        if legacy and tc["name"] == assistant_tool:
             try:
-                content = json.loads(tc["arguments"]).get(ASSISTANT_KWARG, "")
+                content = json.loads(tc["arguments"]).get(assistant_kwarg, "")
             except (ValueError, AttributeError):
                 content = tc["arguments"]
             out.append(_base(row, "assistant_message", len(out)) | {"content": content})

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
 
 from mnemo.llm.client import ChatResult, Delta, complete
 from mnemo.llm.config import LLMConfig
@@ -27,10 +26,11 @@ from mnemo.runtime.context import (
     load_context,
     step_id,
 )
-from mnemo.runtime.letta_messages import to_letta_messages
+from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
+from mnemo.runtime.runs import begin_step, complete_step, load_step, lock_step
 from mnemo.schemas.runs import StepInput, StepOutcome, ToolCallRef, Usage
 from mnemo.store.db import Database
-from mnemo.store.tables import MessageRow, RunRow, StepRow
+from mnemo.store.tables import MessageRow
 from mnemo.tools.rules import continue_tools
 
 OnDelta = Callable[[Delta | None], Awaitable[None]]
@@ -43,11 +43,10 @@ async def run_step(
     sid = step_id(inp.run_id, inp.step_index)
     # One transaction for everything before the model call: it is the hot path of every step.
     async with db.transaction() as s:
-        step = (await s.exec(select(StepRow).where(StepRow.id == sid))).one_or_none()
+        step, run = await load_step(s, inp.run_id, sid)
         if step is not None and step.status == "success" and step.outcome:
             # A retry after the step committed: never call the model or write twice.
             return StepOutcome.model_validate(step.outcome)
-        run = await s.get(RunRow, inp.run_id)
         if run is not None and run.cancel_requested_at is not None:
             return StepOutcome(cancelled=True)
         if inp.heartbeat_reason:
@@ -69,17 +68,7 @@ async def run_step(
             )
             await append_to_context(s, inp.agent_id, [hid])
         if step is None:
-            await s.execute(
-                insert(StepRow)
-                .values(
-                    id=sid,
-                    run_id=inp.run_id,
-                    agent_id=inp.agent_id,
-                    step_index=inp.step_index,
-                    status="pending",
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-            )
+            await begin_step(s, inp.run_id, inp.agent_id, sid, inp.step_index)
         ctx = await load_context(s, inp.agent_id)
     config = LLMConfig.model_validate(ctx.agent.llm_config or {})
     stream_tokens = bool((run.request_config or {}).get("stream_tokens")) if run else False
@@ -100,7 +89,8 @@ async def run_step(
     )
     if on_delta is not None:
         await on_delta(None)  # flush what is still batched before the step commits
-    return await _persist(db, inp, ctx, config, result, approval_required(ctx, run))
+    shown = assistant_options(run.request_config if run else None)
+    return await _persist(db, inp, ctx, config, result, approval_required(ctx, run), shown)
 
 
 def _tool_choice(choice: str | None) -> str | dict[str, Any] | None:
@@ -154,6 +144,7 @@ async def _persist(
     config: LLMConfig,
     result: ChatResult,
     approval: frozenset[str] = frozenset(),
+    shown: dict[str, Any] | None = None,  # how the request wants send_message calls shown (streams)
 ) -> StepOutcome:
     sid = step_id(inp.run_id, inp.step_index)
     mid = assistant_message_id(inp.run_id, inp.step_index)
@@ -182,7 +173,7 @@ async def _persist(
         compact=needs_compaction(result.usage.total_tokens, config.context_window),
     )
     async with db.transaction() as s:
-        step = (await s.exec(select(StepRow).where(StepRow.id == sid).with_for_update())).one()
+        step = await lock_step(s, sid)  # and the run's row, which the events appended below need
         if step.status == "success" and step.outcome:
             return StepOutcome.model_validate(step.outcome)  # a concurrent attempt won the race
         content = [{"type": "text", "text": result.text}] if result.text else []
@@ -201,17 +192,20 @@ async def _persist(
         s.add(message)
         await s.flush()
         await append_to_context(s, inp.agent_id, [mid])
-        step.status = "success"
-        step.model = config.model
-        step.model_handle = config.handle
-        step.provider_name = config.model_endpoint_type
-        step.context_window_limit = config.context_window
-        step.prompt_tokens = result.usage.prompt_tokens
-        step.completion_tokens = result.usage.completion_tokens
-        step.total_tokens = result.usage.total_tokens
-        step.finish_reason = result.finish_reason
-        step.outcome = outcome.model_dump(mode="json")
-        step.completed_at = datetime.now(UTC)
-        s.add(step)
-        await events.append(s, inp.run_id, to_letta_messages(message, ctx.agent.agent_type))
+        await complete_step(
+            s,
+            sid,
+            outcome=outcome.model_dump(mode="json"),
+            model=config.model,
+            model_handle=config.handle,
+            provider_name=config.model_endpoint_type,
+            context_window_limit=config.context_window,
+            prompt_tokens=result.usage.prompt_tokens,
+            completion_tokens=result.usage.completion_tokens,
+            total_tokens=result.usage.total_tokens,
+            finish_reason=result.finish_reason,
+        )
+        await events.append(
+            s, inp.run_id, to_letta_messages(message, ctx.agent.agent_type, **(shown or {})), run_locked=True
+        )
     return outcome

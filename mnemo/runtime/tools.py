@@ -1,9 +1,9 @@
 """Executing one tool call and recording its return. Idempotent per tool call id.
 
-Built-in tools run here, against Postgres, in the same transaction that records their return, so a
-retried call never edits memory twice. Tools registered in-process by the worker (`InProcessTool`) run
-at most once per call unless declared idempotent: an attempt that finds its own earlier start recorded
-does not run the tool again.
+Built-in tools (`mnemo.runtime.builtin_tools`) run against Postgres in the same transaction that
+records their return, so a retried call never edits memory twice. Tools registered in-process by the
+worker (`InProcessTool`) run at most once per call unless declared idempotent: an attempt that finds
+its own earlier start recorded does not run the tool again.
 """
 
 from __future__ import annotations
@@ -20,11 +20,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from mnemo.config import get_settings
-from mnemo.embeddings import get_embedder
-from mnemo.embeddings.config import EmbeddingConfig
-from mnemo.ids import new_id
-from mnemo.memory.edits import MemoryToolError
-from mnemo.memory.edits_dispatch import MEMORY_TOOL_NAMES, run_memory_tool
+from mnemo.memory.edits_dispatch import MEMORY_TOOL_NAMES
 from mnemo.memory.render import (
     UNTRUNCATED_TOOLS,
     coerce_tool_return,
@@ -32,9 +28,10 @@ from mnemo.memory.render import (
     truncate_tool_return,
 )
 from mnemo.memory.tool_schemas import TOOL_ARG_DEFAULTS
-from mnemo.runtime import events, search
-from mnemo.runtime.agents import block_view, recompile_system_message
+from mnemo.runtime import builtin_tools, events
+from mnemo.runtime.agents import recompile_system_message
 from mnemo.runtime.approvals import decision_for, denial_text
+from mnemo.runtime.builtin_tools import ToolResult
 from mnemo.runtime.context import (
     AgentContext,
     append_to_context,
@@ -44,12 +41,11 @@ from mnemo.runtime.context import (
     tool_message_id,
 )
 from mnemo.runtime.letta_messages import to_letta_messages
-from mnemo.runtime.memory_store import apply_edit, locked_blocks
 from mnemo.sandbox.base import SandboxLimits, SandboxRequest, SandboxUnavailable
 from mnemo.sandbox.select import backend_for, runner
 from mnemo.schemas.runs import ToolInput, ToolOutcome
 from mnemo.store.db import Database
-from mnemo.store.tables import AgentRow, MessageRow, PassageRow, RunEventRow, ToolRow
+from mnemo.store.tables import MessageRow, RunEventRow, ToolRow
 from mnemo.tools.rules import prefilled_args
 
 INTERRUPTED = (
@@ -65,11 +61,6 @@ class InProcessTool:
     name: str
     func: Callable[..., Awaitable[Any]]
     idempotent: bool = False
-
-
-class ToolResult:
-    def __init__(self, ok: bool, value: Any, stdout: str | None = None, stderr: str | None = None) -> None:
-        self.ok, self.value, self.stdout, self.stderr = ok, value, stdout, stderr
 
 
 async def _recorded(db: Database, inp: ToolInput) -> ToolOutcome | None:
@@ -149,20 +140,18 @@ async def execute_tool(
 
     if tool.name in MEMORY_TOOL_NAMES:
         return await _memory_tool(db, inp, ctx, tool, args)
-    if tool.name == "archival_memory_insert":
+    if tool.name == builtin_tools.ARCHIVAL_INSERT:
         return await _archival_insert(db, inp, ctx, tool, args)
-    if tool.name == "send_message":
-        return await _record(db, inp, ctx, tool, ToolResult(True, "Sent message successfully."))
-    if tool.name in ("conversation_search", "archival_memory_search"):
+    if tool.name == builtin_tools.SEND_MESSAGE:
+        return await _record(db, inp, ctx, tool, builtin_tools.send_message())
+    if tool.name in builtin_tools.SEARCH_TOOLS:
         return await _search(db, inp, ctx, tool, args)
     extra = (extra_tools or {}).get(tool.name)
     if extra is not None:
-        return await _at_most_once(
-            db, inp, ctx, tool, lambda: _call_in_process(extra, args), extra.idempotent
-        )
+        return await _at_most_once(db, inp, ctx, tool, lambda: call_in_process(extra, args), extra.idempotent)
     if tool.source_code and tool.source_type == "python":
         idempotent = bool((tool.metadata_ or {}).get("idempotent"))
-        return await _at_most_once(db, inp, ctx, tool, lambda: _call_sandboxed(ctx, tool, args), idempotent)
+        return await _at_most_once(db, inp, ctx, tool, lambda: run_custom_tool(ctx, tool, args), idempotent)
     return await _record(
         db,
         inp,
@@ -202,10 +191,6 @@ async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
         if call.get("id") == inp.tool_call_id:
             return (call.get("function") or {}).get("arguments") or "{}"
     raise LookupError(f"tool call {inp.tool_call_id} not found in step {inp.step_index} of run {inp.run_id}")
-
-
-def _embedder(agent: AgentRow):  # type: ignore[no-untyped-def]
-    return get_embedder(EmbeddingConfig.model_validate(agent.embedding_config or {}))
 
 
 async def _write_return(
@@ -260,25 +245,27 @@ async def _record(
         return await _write_return(s, inp, ctx, tool, result)
 
 
+async def _already_recorded(s: AsyncSession, inp: ToolInput) -> ToolOutcome | None:
+    """Inside the transaction that would record it: a retry of a call whose return is already there."""
+    mid = tool_message_id(inp.run_id, inp.tool_call_id)
+    if await s.get(MessageRow, mid) is None:
+        return None
+    return ToolOutcome(tool_call_id=inp.tool_call_id, message_id=mid, ok=True)
+
+
 async def _memory_tool(
     db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
 ) -> ToolOutcome:
     async with db.transaction() as s:
         agent = await load_agent(s, inp.agent_id, for_update=True)  # one memory editor per agent at a time
-        if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
-            return ToolOutcome(
-                tool_call_id=inp.tool_call_id,
-                message_id=tool_message_id(inp.run_id, inp.tool_call_id),
-                ok=True,
-            )
-        blocks = await locked_blocks(s, inp.agent_id)
-        try:
-            edit = run_memory_tool(tool.name, [block_view(b) for b in blocks], args)
-        except MemoryToolError as exc:
-            return await _write_return(s, inp, ctx, tool, ToolResult(False, str(exc)))
-        changed = await apply_edit(s, inp.agent_id, blocks, edit, tool_call_id=inp.tool_call_id)
-        outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, edit.tool_return))
-        if changed:
+        done = await _already_recorded(s, inp)
+        if done is not None:
+            return done
+        edit = await builtin_tools.memory_edit(
+            s, inp.agent_id, tool.name, args, tool_call_id=inp.tool_call_id
+        )
+        outcome = await _write_return(s, inp, ctx, tool, edit.result)
+        if edit.changed:
             await recompile_system_message(s, agent)
         return outcome
 
@@ -286,37 +273,15 @@ async def _memory_tool(
 async def _archival_insert(
     db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
 ) -> ToolOutcome:
-    content = args.get("content")
-    if not isinstance(content, str) or not content:
-        return await _record(
-            db,
-            inp,
-            ctx,
-            tool,
-            ToolResult(False, "archival_memory_insert() missing 1 required positional argument: 'content'"),
-        )
-    tags = [str(t) for t in (args.get("tags") or [])]
-    embedding = (await _embedder(ctx.agent).embed_documents([content]))[0]
+    passage = await builtin_tools.archival_passage(ctx.agent, args)
+    if isinstance(passage, ToolResult):
+        return await _record(db, inp, ctx, tool, passage)
     async with db.transaction() as s:
         agent = await load_agent(s, inp.agent_id, for_update=True)
-        if await s.get(MessageRow, tool_message_id(inp.run_id, inp.tool_call_id)) is not None:
-            return ToolOutcome(
-                tool_call_id=inp.tool_call_id,
-                message_id=tool_message_id(inp.run_id, inp.tool_call_id),
-                ok=True,
-            )
-        archive_id = await search.default_archive_id(s, inp.agent_id)
-        s.add(
-            PassageRow(
-                id=new_id("passage"),
-                archive_id=archive_id,
-                text=content,
-                embedding=embedding,
-                embedding_config=agent.embedding_config,
-                tags=tags,
-            )
-        )
-        await s.flush()
+        done = await _already_recorded(s, inp)
+        if done is not None:
+            return done
+        await builtin_tools.insert_passage(s, agent, passage)
         outcome = await _write_return(s, inp, ctx, tool, ToolResult(True, None))
         await recompile_system_message(s, agent)
         return outcome
@@ -325,43 +290,11 @@ async def _archival_insert(
 async def _search(
     db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
 ) -> ToolOutcome:
-    tz = ctx.agent.timezone
-    try:
-        async with db.transaction() as s:
-            if tool.name == "conversation_search":
-                value: Any = await search.conversation_search(
-                    s,
-                    inp.agent_id,
-                    _embedder(ctx.agent),
-                    query=args.get("query"),
-                    roles=args.get("roles"),
-                    limit=int(args.get("limit") or 5),
-                    start_date=args.get("start_date"),
-                    end_date=args.get("end_date"),
-                    tz=tz,
-                )
-            else:
-                if not args.get("query"):
-                    raise ValueError(
-                        "archival_memory_search() missing 1 required positional argument: 'query'"
-                    )
-                value = await search.archival_search(
-                    s,
-                    inp.agent_id,
-                    _embedder(ctx.agent),
-                    query=str(args["query"]),
-                    tags=args.get("tags"),
-                    tag_match_mode=str(args.get("tag_match_mode") or "any"),
-                    top_k=int(args.get("top_k") or 5),
-                    start_datetime=args.get("start_datetime"),
-                    end_datetime=args.get("end_datetime"),
-                    tz=tz,
-                )
-    except (ValueError, TypeError) as exc:
-        return await _record(db, inp, ctx, tool, ToolResult(False, str(exc)))
-    if isinstance(value, list):
-        value = json.dumps(value, ensure_ascii=False)
-    return await _record(db, inp, ctx, tool, ToolResult(True, value))
+    # A transaction: conversation_search stores the embeddings it computes for older messages.
+    result = await builtin_tools.search_memory(db.transaction(), ctx.agent, tool.name, args)
+    if result.ok and isinstance(result.value, list):
+        result = ToolResult(True, json.dumps(result.value, ensure_ascii=False))
+    return await _record(db, inp, ctx, tool, result)
 
 
 async def _at_most_once(
@@ -399,14 +332,15 @@ async def _at_most_once(
     return await _record(db, inp, ctx, tool, await call())
 
 
-async def _call_in_process(extra: InProcessTool, args: dict[str, Any]) -> ToolResult:
+async def call_in_process(extra: InProcessTool, args: dict[str, Any]) -> ToolResult:
     try:
         return ToolResult(True, await extra.func(**args))
     except Exception as exc:  # the model sees the tool's own error, as in Letta
         return ToolResult(False, f"{type(exc).__name__}: {exc}")
 
 
-async def _call_sandboxed(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolResult:
+async def run_custom_tool(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolResult:
+    """Run a custom Python tool in its sandbox. Records nothing: at-most-once is the caller's business."""
     settings = get_settings()
     # The tool sees the agent's secrets and Letta's two ids, nothing of the server's environment.
     env = {str(k): str(v) for k, v in (ctx.agent.secrets or {}).items()}
@@ -430,9 +364,3 @@ async def _call_sandboxed(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]
     if result.ok:
         return ToolResult(True, result.value, result.stdout or None, result.stderr or None)
     return ToolResult(False, result.error or "the tool failed", result.stdout or None, result.stderr or None)
-
-
-async def run_custom_tool(ctx: AgentContext, tool: ToolRow, args: dict[str, Any]) -> ToolResult:
-    """Run a custom Python tool in its sandbox with the agent's secrets, outside any run (the
-    `tools.run` activity). Records nothing: at-most-once is the caller's business."""
-    return await _call_sandboxed(ctx, tool, args)

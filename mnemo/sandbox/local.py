@@ -21,6 +21,9 @@ network.
 Without bubblewrap the same script runs as a plain subprocess with the same rlimits, a clean env and
 (as root) the same throwaway uid, but network and world-readable files are reachable: a loud warning
 says so once per sandbox instance (a worker builds one).
+
+Either way the child is started and watched by `mnemo.sandbox.process` (output budget, timeout, and
+killing whatever the run left behind); this module decides how it is confined.
 """
 
 from __future__ import annotations
@@ -34,12 +37,11 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from mnemo.sandbox.base import Backend, SandboxRequest, SandboxResult, SandboxUnavailable
+from mnemo.sandbox.process import Child, Finished, run_child
 from mnemo.sandbox.requirements import (
     SITE_DIR,
     RequirementsCache,
@@ -71,8 +73,6 @@ _UID_BASE = 1_900_000_000
 _UID_SPAN = 100_000_000
 # bubblewrap's monitor and pid-1 reaper run under the run's uid and count against RLIMIT_NPROC.
 _BWRAP_TASKS = 2
-_DRAIN_GRACE_S = 2.0
-_CHUNK = 65536
 
 _ETC_FILES = {
     "/etc/passwd": f"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:{_SANDBOX_UID}:{_SANDBOX_UID}:nobody:/tmp:/usr/sbin/nologin\n",
@@ -105,24 +105,6 @@ def default_python() -> str:
     raise SandboxUnavailable(
         "No system python3 found for the local sandbox; install python3 or pass python=."
     )
-
-
-@dataclass
-class _Budget:
-    """Output bytes still allowed across stdout and stderr; `exceeded` fires once when they run out."""
-
-    left: int
-    exceeded: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass
-class _Run:
-    argv: list[str]
-    env: dict[str, str]
-    uid: int | None
-    cwd: str
-    pass_fds: tuple[int, ...] = ()
-    bwrap: bool = False
 
 
 class LocalSandbox:
@@ -238,7 +220,7 @@ class LocalSandbox:
             else:
                 assert workdir is not None
                 env = {**_BASE_ENV, "HOME": workdir, "TMPDIR": workdir}
-                run = _Run([self._python or default_python(), "-I", "-S", "-"], env, uid, workdir)
+                run = Child([self._python or default_python(), "-I", "-S", "-"], env, uid, workdir)
             return await self._execute(run, script, request, marker)
         finally:
             for fd in fds:
@@ -263,7 +245,7 @@ class LocalSandbox:
             os.chown(path, uid, uid)
         return path
 
-    def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int, site: Path | None = None) -> _Run:
+    def _bwrap_run(self, uid: int | None, fds: list[int], tmp_bytes: int, site: Path | None = None) -> Child:
         assert self._bwrap is not None
         python = os.path.realpath(self._python or default_python())
         argv = [
@@ -305,68 +287,24 @@ class LocalSandbox:
         for key, value in _BASE_ENV.items():
             argv += ["--setenv", key, value]
         argv += [python, "-I", "-S", "-"]
-        return _Run(argv=argv, env=dict(_BASE_ENV), uid=uid, cwd="/", pass_fds=tuple(fds), bwrap=True)
+        return Child(argv=argv, env=dict(_BASE_ENV), uid=uid, cwd="/", pass_fds=tuple(fds), bwrap=True)
 
-    async def _execute(self, run: _Run, script: bytes, request: SandboxRequest, marker: str) -> SandboxResult:
+    async def _execute(
+        self, run: Child, script: bytes, request: SandboxRequest, marker: str
+    ) -> SandboxResult:
         limits = request.limits
-        ids: dict[str, object] = {}
-        if run.uid is not None:
-            ids = {"user": run.uid, "group": run.uid, "extra_groups": []}
-        started = time.monotonic()
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *run.argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=run.env,
-                cwd=run.cwd,
-                pass_fds=run.pass_fds,
-                start_new_session=True,
-                **ids,  # type: ignore[arg-type]
-            )
-        except OSError as exc:
-            raise SandboxUnavailable(f"The local sandbox cannot start {run.argv[0]}: {exc}") from exc
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        budget = _Budget(left=limits.max_output_bytes)
-        out, err = bytearray(), bytearray()
-        tasks = [
-            asyncio.create_task(_feed(proc.stdin, script)),
-            asyncio.create_task(_pump(proc.stdout, out, budget)),
-            asyncio.create_task(_pump(proc.stderr, err, budget)),
-        ]
-        exited = asyncio.create_task(_wait_exit(proc))
-        overflow = asyncio.create_task(budget.exceeded.wait())
-        reason: Literal["exit", "timeout", "output"] = "exit"
-        try:
-            done, _ = await asyncio.wait(
-                {exited, overflow}, timeout=limits.timeout_s, return_when=asyncio.FIRST_COMPLETED
-            )
-            if not done:
-                reason = "timeout"
-            elif overflow in done:
-                reason = "output"
-        finally:
-            # Also after a normal exit: a tool's daemonized children must not outlive its run. Inside
-            # bubblewrap the pid namespace dies with it; a plain run's throwaway uid is swept.
-            _kill_all(proc.pid, None if run.bwrap else run.uid)
-            overflow.cancel()
-            exited.cancel()
-            await _drain(tasks)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), _DRAIN_GRACE_S)
-        duration = time.monotonic() - started
-        return _result(request, marker, bytes(out), bytes(err), proc.returncode, reason, duration, run.bwrap)
+        done = await run_child(
+            run, script, timeout_s=limits.timeout_s, max_output_bytes=limits.max_output_bytes
+        )
+        return _result(request, marker, done, run.bwrap)
 
 
-def _result(  # noqa: PLR0913
-    request: SandboxRequest, marker: str, out: bytes, err: bytes, returncode: int | None, reason: str,
-    duration: float, bwrap: bool,
-) -> SandboxResult:  # fmt: skip
-    parsed = parse_output(out, marker)
-    stderr = err.decode("utf-8", "replace")
+def _result(request: SandboxRequest, marker: str, done: Finished, bwrap: bool) -> SandboxResult:
+    parsed = parse_output(done.out, marker)
+    stderr = done.err.decode("utf-8", "replace")
     name, limits = request.function_name, request.limits
-    common = {"backend": "local", "stdout": parsed.stdout, "stderr": stderr, "duration_s": duration}
+    reason, returncode = done.reason, done.returncode
+    common = {"backend": "local", "stdout": parsed.stdout, "stderr": stderr, "duration_s": done.duration_s}
     if parsed.found and reason != "output":
         return SandboxResult(ok=parsed.ok, value=parsed.value, error=parsed.error, **common)  # type: ignore[arg-type]
     if reason == "timeout":
@@ -384,31 +322,6 @@ def _result(  # noqa: PLR0913
     return SandboxResult(ok=False, error=error, **common)  # type: ignore[arg-type]
 
 
-async def _wait_exit(proc: asyncio.subprocess.Process) -> None:
-    """Return when the process itself exits. `proc.wait()` also waits for its pipes to close, which a
-    child the tool left behind (holding stdout) could delay until the timeout."""
-    loop = asyncio.get_running_loop()
-    try:
-        fd = os.pidfd_open(proc.pid)
-    except ProcessLookupError:
-        return  # already exited and reaped
-    except OSError:  # no pidfd (Linux < 5.3): a lingering child may then hold the run until its timeout
-        await proc.wait()
-        return
-    exited: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not exited.done():
-            exited.set_result(None)
-
-    loop.add_reader(fd, readable)
-    try:
-        await exited
-    finally:
-        loop.remove_reader(fd)
-        os.close(fd)
-
-
 def _data_fd(content: bytes) -> int:
     """A pipe read end holding `content` (small: it must fit the pipe buffer), for --ro-bind-data."""
     r, w = os.pipe()
@@ -417,65 +330,3 @@ def _data_fd(content: bytes) -> int:
     finally:
         os.close(w)
     return r
-
-
-async def _feed(stdin: asyncio.StreamWriter, script: bytes) -> None:
-    # The interpreter reads the whole program before running it, so the tool then sees an empty stdin.
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        stdin.write(script)
-        await stdin.drain()
-        stdin.close()
-
-
-async def _pump(stream: asyncio.StreamReader, buf: bytearray, budget: _Budget) -> None:
-    # Past the budget, keep reading and dropping: a reader that stops pauses the pipe transport, which
-    # then never sees EOF, and `proc.wait()` (which waits for the pipes) would hang.
-    while chunk := await stream.read(_CHUNK):
-        keep = min(len(chunk), budget.left)
-        if keep:
-            buf += chunk[:keep]
-            budget.left -= keep
-        if keep < len(chunk):
-            budget.exceeded.set()
-
-
-async def _drain(tasks: list[asyncio.Task[None]]) -> None:
-    # The pipes close once every process holding them is dead; a grace period covers the rest.
-    _, pending = await asyncio.wait(tasks, timeout=_DRAIN_GRACE_S)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _kill_all(pid: int, uid: int | None) -> None:
-    """SIGKILL the run's process group, then (with a throwaway uid) every process of that uid."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    if uid is None:
-        return
-    # A tool may leave its process group (setsid); the uid is the run's alone, so sweep it until empty.
-    for _ in range(100):
-        victims = _pids_of_uid(uid)
-        if not victims:
-            return
-        for victim in victims:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(victim, signal.SIGKILL)
-
-
-def _pids_of_uid(uid: int) -> list[int]:
-    """Live (not zombie) processes whose real uid is `uid`."""
-    # The real uid from status, not the /proc entry's owner: a non-dumpable process shows as root's.
-    pids = []
-    wanted = f"Uid:\t{uid}\t".encode()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError), open(f"/proc/{entry.name}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"State:") and line.split()[1] in (b"Z", b"X"):
-                    break  # dead already; its parent (or init) reaps it
-                if line.startswith(wanted):
-                    pids.append(int(entry.name))
-                    break
-    return pids

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mnemo.schemas.agents import ToolRule
+from mnemo.schemas.agents import ModelHandle, ToolRule
 
 StopReason = Literal[
     "end_turn",
@@ -55,7 +55,7 @@ class UpdateAgent(BaseModel):
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
 
-    model: str | None = None
+    model: ModelHandle | None = None
     llm_config: dict[str, Any] | None = None
     model_settings: dict[str, Any] | None = None
     context_window_limit: int | None = Field(default=None, ge=1)
@@ -91,15 +91,6 @@ class UpdateAgent(BaseModel):
     template_id: str | None = None
     base_template_id: str | None = None
     hidden: bool | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _handle_has_provider(cls, v: str | None) -> str | None:
-        if v is not None and "/" not in v:
-            raise ValueError(
-                f"model handle {v!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'"
-            )
-        return v
 
     @field_validator("timezone")
     @classmethod

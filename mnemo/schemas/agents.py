@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AgentType = Literal[
     "letta_v1_agent",
@@ -19,6 +19,18 @@ AgentType = Literal[
 ]
 SUPPORTED_AGENT_TYPES = ("letta_v1_agent", "memgpt_agent", "memgpt_v2_agent", "sleeptime_agent")
 HEARTBEAT_AGENT_TYPES = ("memgpt_agent", "memgpt_v2_agent")
+
+
+def _has_provider(handle: str) -> str:
+    if "/" not in handle:
+        raise ValueError(
+            f"model handle {handle!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'"
+        )
+    return handle
+
+
+# The `model` field of create and update bodies.
+ModelHandle = Annotated[str, AfterValidator(_has_provider)]
 
 # Letta 0.16.6+ default; the per-label persona/human defaults are 20,000.
 DEFAULT_BLOCK_LIMIT = 100_000
@@ -117,7 +129,7 @@ class CreateAgent(BaseModel):
     initial_message_sequence: list[dict[str, Any]] | None = None
     include_base_tools: bool = True
     include_base_tool_rules: bool | None = None
-    model: str | None = None
+    model: ModelHandle | None = None
     embedding: str | None = None
     llm_config: dict[str, Any] | None = None
     embedding_config: dict[str, Any] | None = None
@@ -128,12 +140,3 @@ class CreateAgent(BaseModel):
     enable_sleeptime: bool | None = None
     timezone: str | None = "UTC"
     compaction_settings: dict[str, Any] | None = None
-
-    @field_validator("model")
-    @classmethod
-    def _handle_has_provider(cls, v: str | None) -> str | None:
-        if v is not None and "/" not in v:
-            raise ValueError(
-                f"model handle {v!r} must look like 'provider/model-name', e.g. 'openai/gpt-4o-mini'"
-            )
-        return v

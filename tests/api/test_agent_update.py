@@ -15,8 +15,8 @@ from sqlmodel import col
 
 from mnemo.fakellm import Reply
 from mnemo.store.tables import BlockRow
-from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import Mnemo
+from tests.fixtures.api_server import ApiServer, create_agent
+from tests.fixtures.mnemo import Mnemo, fake_llm_config
 
 ROLL = '''
 def roll(sides: int) -> str:
@@ -30,15 +30,6 @@ def roll(sides: int) -> str:
 MISSING_TOOL = "tool-00000000-0000-4000-8000-000000000000"
 MISSING_BLOCK = "block-00000000-0000-4000-8000-000000000000"
 MISSING_MESSAGE = "message-00000000-0000-4000-8000-000000000000"
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
 
 
 def _client(api_server: ApiServer) -> AsyncLetta:
@@ -59,10 +50,11 @@ def _tool_names(request: dict[str, Any]) -> list[str]:
 
 async def test_update_is_stored_and_in_the_next_prompt(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
-    agent = await client.agents.create(
+    agent = await create_agent(
+        client,
+        mnemo,
         name="before",
         memory_blocks=[{"label": "human", "value": "Name: Ada"}, {"label": "persona", "value": "I am Sam."}],
-        llm_config=_llm(mnemo),
     )
     human = next(b for b in agent.blocks if b.label == "human")
     before = await _next_request(client, mnemo, agent.id)
@@ -114,14 +106,14 @@ async def test_update_is_stored_and_in_the_next_prompt(api_server: ApiServer, mn
 
 async def test_model_and_message_window_updates(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     mnemo.fake.script(Reply.text("one"))
     await client.agents.messages.create(agent.id, input="first")
     state = await client.agents.retrieve(agent.id)
     assert len(state.message_ids or []) == 3  # system, user, assistant
 
     # A new llm_config (here: the same fake under another model name) is what the next step calls.
-    renamed = {**_llm(mnemo), "model": "fake-2", "temperature": 0.1}
+    renamed = fake_llm_config(mnemo.fake, model="fake-2", temperature=0.1)
     updated = await client.agents.update(
         agent.id, llm_config=renamed, model_settings={"max_output_tokens": 77}
     )
@@ -145,7 +137,9 @@ async def test_update_with_the_sync_client(api_server: ApiServer, mnemo: Mnemo) 
 
 def _sync_update(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = Letta(base_url=api_server.base_url, max_retries=0)
-    agent = client.agents.create(memory_blocks=[{"label": "human", "value": "?"}], llm_config=_llm(mnemo))
+    agent = client.agents.create(
+        memory_blocks=[{"label": "human", "value": "?"}], llm_config=fake_llm_config(mnemo.fake)
+    )
     updated = client.agents.update(agent.id, name="renamed", tags=["a"], description="d")
     assert (updated.name, updated.tags, updated.description) == ("renamed", ["a"], "d")
     # A null leaves a field as it was (Letta applies exclude_none).
@@ -155,9 +149,7 @@ def _sync_update(api_server: ApiServer, mnemo: Mnemo) -> None:
 
 async def test_update_errors_name_the_field(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
-    agent = await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "?"}], llm_config=_llm(mnemo)
-    )
+    agent = await create_agent(client, mnemo, memory_blocks=[{"label": "human", "value": "?"}])
     with pytest.raises(NotFoundError, match="Agent agent-00000000"):
         await client.agents.update("agent-00000000-0000-4000-8000-000000000000", name="x")
     with pytest.raises(NotFoundError, match=MISSING_TOOL):
@@ -199,9 +191,7 @@ async def test_recompile_returns_the_prompt_and_dry_run_stores_nothing(
     api_server: ApiServer, mnemo: Mnemo
 ) -> None:
     client = _client(api_server)
-    agent = await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "Colour: teal"}], llm_config=_llm(mnemo)
-    )
+    agent = await create_agent(client, mnemo, memory_blocks=[{"label": "human", "value": "Colour: teal"}])
     stored = (await mnemo.context_texts(agent.id))[0][1]
     # Letta's route answers with the prompt as a JSON string; the client returns the body's text.
     same = json.loads(await client.agents.recompile(agent.id))

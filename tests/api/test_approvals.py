@@ -69,6 +69,8 @@ async def test_approved_call_runs_once_and_the_agent_continues(api_server: ApiSe
     client, agent_id, calls = await _setup(api_server, mnemo)
     call_id = await _request_transfer(client, mnemo, agent_id)
     assert calls["transfer"] == 0  # nothing runs before a human says so
+    state = await client.agents.retrieve(agent_id, include=["agent.pending_approval"])
+    assert state.pending_approval is not None and state.pending_approval.tool_call.tool_call_id == call_id
 
     with pytest.raises(ConflictError) as conflict:
         await client.agents.messages.create(agent_id, input="hello?")
@@ -88,6 +90,9 @@ async def test_approved_call_runs_once_and_the_agent_continues(api_server: ApiSe
     assert response.stop_reason.stop_reason == "end_turn"
     assert [m.message_type for m in response.messages] == ["tool_return_message", "assistant_message"]
     assert calls["transfer"] == 1
+    assert (
+        await client.agents.retrieve(agent_id, include=["agent.pending_approval"])
+    ).pending_approval is None
     sent = _last_tool_message(mnemo.fake.chat_requests[-1])
     assert sent["tool_call_id"] == call_id and json.loads(sent["content"])["message"] == "moved 5"
 

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from letta_client import AsyncLetta, ConflictError, NotFoundError, UnprocessableEntityError
 from sqlmodel import col, select
 
 from mnemo.fakellm import Reply
 from mnemo.store.tables import BlockHistoryRow
-from tests.fixtures.api_server import ApiServer
+from tests.fixtures.api_server import ApiServer, create_agent
 from tests.fixtures.mnemo import Mnemo
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
 
 
 def _client(api_server: ApiServer) -> AsyncLetta:
@@ -98,7 +87,7 @@ async def test_block_list_filters_and_pagination(api_server: ApiServer, mnemo: M
     assert [b.id for b in (await client.blocks.list(label="topic-3")).items] == [ids[3]]
     assert [b.id for b in (await client.blocks.list(value_search="VALUE 1")).items] == [ids[1]]
 
-    agent = await client.agents.create(block_ids=[ids[0]], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, block_ids=[ids[0]])
     connected = await client.blocks.list(connected_to_agents_count_gt=0)
     assert [b.id for b in connected.items] == [ids[0]]
     agents = await client.blocks.agents.list(ids[0], include=["agent.blocks"])
@@ -109,13 +98,14 @@ async def test_block_list_filters_and_pagination(api_server: ApiServer, mnemo: M
 async def test_agent_block_edit_reaches_the_next_prompt(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
     shared = await client.blocks.create(label="team", value="Team: compilers")
-    ada = await client.agents.create(
+    ada = await create_agent(
+        client,
+        mnemo,
         name="ada",
         memory_blocks=[{"label": "human", "value": "Name: ?"}],
         block_ids=[shared.id],
-        llm_config=_llm(mnemo),
     )
-    bob = await client.agents.create(name="bob", block_ids=[shared.id], llm_config=_llm(mnemo))
+    bob = await create_agent(client, mnemo, name="bob", block_ids=[shared.id])
 
     listed = await client.agents.blocks.list(ada.id)
     assert [b.label for b in listed.items] == ["human", "team"]
@@ -145,9 +135,7 @@ async def test_agent_block_edit_reaches_the_next_prompt(api_server: ApiServer, m
 
 async def test_attach_and_detach(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
-    agent = await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "Name: Lin"}], llm_config=_llm(mnemo)
-    )
+    agent = await create_agent(client, mnemo, memory_blocks=[{"label": "human", "value": "Name: Lin"}])
     project = await client.blocks.create(label="project", value="Project: Mnemo")
     other_human = await client.blocks.create(label="human", value="Name: someone else")
 
@@ -177,8 +165,8 @@ async def test_attach_and_detach(api_server: ApiServer, mnemo: Mnemo) -> None:
 async def test_relabel_conflict(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = _client(api_server)
     shared = await client.blocks.create(label="notes", value="n")
-    agent = await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "h"}], block_ids=[shared.id], llm_config=_llm(mnemo)
+    agent = await create_agent(
+        client, mnemo, memory_blocks=[{"label": "human", "value": "h"}], block_ids=[shared.id]
     )
     with pytest.raises(ConflictError, match="already has a block with that label"):
         await client.blocks.update(shared.id, label="human")

@@ -6,20 +6,17 @@ import httpx
 from letta_client import AsyncLetta
 
 from mnemo.fakellm import Reply
-from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import Mnemo
+from tests.fixtures.api_server import ApiServer, create_agent
+from tests.fixtures.mnemo import Mnemo, fake_llm_config
 
 
 async def test_compact_now_and_the_context_breakdown(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(
+    agent = await create_agent(
+        client,
+        mnemo,
         memory_blocks=[{"label": "human", "value": "Ada likes chess"}],
-        llm_config={
-            "model": "fake",
-            "model_endpoint_type": "openai",
-            "model_endpoint": mnemo.fake.base_url,
-            "context_window": 8000,
-        },
+        llm_config=fake_llm_config(mnemo.fake, context_window=8000),
     )
     for i in range(6):
         mnemo.fake.script(Reply.text(f"reply {i}"))

@@ -4,25 +4,14 @@ asked-for types; a stream still ends with stop_reason and usage_statistics."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from letta_client import AsyncLetta
 
 from mnemo.fakellm import Reply
-from tests.fixtures.api_server import ApiServer
+from tests.fixtures.api_server import ApiServer, create_agent
 from tests.fixtures.mnemo import Mnemo
 
 CLOSING = ["stop_reason", "usage_statistics"]
 TEXT = "The answer arrives in several small pieces, token by token."
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
 
 
 def _two_steps(mnemo: Mnemo) -> None:
@@ -31,7 +20,7 @@ def _two_steps(mnemo: Mnemo) -> None:
 
 async def test_sync_and_step_streamed_responses_are_filtered(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     _two_steps(mnemo)
     response = await client.agents.messages.create(
         agent.id, input="q", include_return_message_types=["tool_return_message"]
@@ -55,7 +44,7 @@ async def test_sync_and_step_streamed_responses_are_filtered(api_server: ApiServ
 
 async def test_token_streams_filter_deltas_too(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     _two_steps(mnemo)
     stream = await client.agents.messages.stream(
         agent.id, input="q", stream_tokens=True, include_return_message_types=["tool_return_message"]
@@ -80,7 +69,7 @@ async def test_token_streams_filter_deltas_too(api_server: ApiServer, mnemo: Mne
 
 async def test_listing_messages_is_filtered(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     _two_steps(mnemo)
     await client.agents.messages.create(agent.id, input="q")
     everything = [m.message_type async for m in client.agents.messages.list(agent.id, order="asc")]

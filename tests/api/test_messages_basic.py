@@ -8,7 +8,7 @@ from letta_client import AsyncLetta, Letta
 
 from mnemo.fakellm import Reply
 from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import Mnemo
+from tests.fixtures.mnemo import Mnemo, fake_llm_config
 
 # The worker runs on the test's event loop: tests are async, and the sync client runs in a thread.
 
@@ -22,12 +22,7 @@ def _converse(api_server: ApiServer, mnemo: Mnemo) -> None:
     agent = client.agents.create(
         name="ada-helper",
         memory_blocks=[{"label": "persona", "value": "I am Sam."}, {"label": "human", "value": "Name: ?"}],
-        llm_config={
-            "model": "fake",
-            "model_endpoint_type": "openai",
-            "model_endpoint": mnemo.fake.base_url,
-            "context_window": 128000,
-        },
+        llm_config=fake_llm_config(mnemo.fake),
     )
     assert agent.id.startswith("agent-") and agent.agent_type == "letta_v1_agent"
     assert {b.label for b in agent.blocks} == {"persona", "human"}

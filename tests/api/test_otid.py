@@ -14,17 +14,8 @@ from sqlmodel import col, select
 from mnemo.fakellm import Reply
 from mnemo.runtime.runs import create_run
 from mnemo.store.tables import MessageRow, RunRow
-from tests.fixtures.api_server import ApiServer
+from tests.fixtures.api_server import ApiServer, create_agent
 from tests.fixtures.mnemo import Mnemo
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
 
 
 def _message(text: str, otid: str) -> list[Any]:
@@ -43,7 +34,7 @@ async def _runs(mnemo: Mnemo, agent_id: str) -> list[RunRow]:
 
 
 async def _agent(client: AsyncLetta, mnemo: Mnemo) -> str:
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     return agent.id
 
 

@@ -5,31 +5,19 @@ or a tool call waits for approval."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 from letta_client import AsyncLetta, ConflictError, Letta, NotFoundError
 
 from mnemo.fakellm import Reply
-from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import Mnemo
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
+from tests.fixtures.api_server import ApiServer, create_agent
+from tests.fixtures.mnemo import Mnemo, fake_llm_config
 
 
 async def test_reset_keeps_the_system_message_and_the_recall(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "?"}], llm_config=_llm(mnemo)
-    )
+    agent = await create_agent(client, mnemo, memory_blocks=[{"label": "human", "value": "?"}])
     mnemo.fake.script(Reply.text("one"), Reply.text("two"))
     await client.agents.messages.create(agent.id, input="first")
     await client.agents.messages.create(agent.id, input="second")
@@ -59,7 +47,9 @@ async def test_reset_keeps_the_system_message_and_the_recall(api_server: ApiServ
 
 async def test_reset_is_refused_while_a_run_is_in_progress(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = Letta(base_url=api_server.base_url, max_retries=0)
-    agent = await asyncio.to_thread(client.agents.create, memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await asyncio.to_thread(
+        client.agents.create, memory_blocks=[], llm_config=fake_llm_config(mnemo.fake)
+    )
     mnemo.fake.script(Reply.text("slow", delay=1.5))
     run = await asyncio.to_thread(client.agents.messages.create_async, agent.id, input="take your time")
     for _ in range(200):
@@ -78,7 +68,7 @@ async def test_reset_is_refused_while_a_run_is_in_progress(api_server: ApiServer
 
 async def test_reset_answers_older_clients_with_the_agent(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     async with httpx.AsyncClient(
         base_url=api_server.base_url, headers={"User-Agent": "letta-client/0.1.300"}
     ) as http:
@@ -91,7 +81,7 @@ async def test_reset_is_refused_while_a_tool_call_waits_for_approval(
     api_server: ApiServer, mnemo: Mnemo
 ) -> None:
     client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
-    agent = await client.agents.create(memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await create_agent(client, mnemo, memory_blocks=[])
     await client.agents.tools.update_approval(
         "conversation_search", agent_id=agent.id, body_requires_approval=True
     )

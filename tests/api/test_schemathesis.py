@@ -49,7 +49,7 @@ from api.app import create_app
 from mnemo.config import Settings
 from mnemo.fakellm import FakeLLM, Reply
 from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import make_settings
+from tests.fixtures.mnemo import fake_llm_config, make_settings
 from tests.fixtures.postgres import PgServer
 from worker.main import build_worker
 
@@ -174,12 +174,7 @@ async def live(
     task_queue = f"schemathesis-{uuid.uuid4()}"
     target = temporal_env.client.service_client.config.target_host
     api = ApiServer(Settings(DATABASE_URL=database_url, TEMPORAL_ADDRESS=target, MNEMO_TASK_QUEUE=task_queue))
-    llm = {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": fake_llm_server.base_url,
-        "context_window": 128000,
-    }
+    llm = fake_llm_config(fake_llm_server)
     fake_llm_server.reset()
     try:
         worker, close = await build_worker(

@@ -13,23 +13,12 @@ import httpx
 from letta_client import AsyncLetta, Letta
 
 from mnemo.fakellm import Reply
-from tests.fixtures.api_server import ApiServer
-from tests.fixtures.mnemo import Mnemo
-
-
-def _llm(mnemo: Mnemo) -> dict[str, Any]:
-    return {
-        "model": "fake",
-        "model_endpoint_type": "openai",
-        "model_endpoint": mnemo.fake.base_url,
-        "context_window": 128000,
-    }
+from tests.fixtures.api_server import ApiServer, create_agent
+from tests.fixtures.mnemo import Mnemo, fake_llm_config
 
 
 async def _agent(client: AsyncLetta, mnemo: Mnemo) -> Any:
-    return await client.agents.create(
-        memory_blocks=[{"label": "human", "value": "Name: ?"}], llm_config=_llm(mnemo)
-    )
+    return await create_agent(client, mnemo, memory_blocks=[{"label": "human", "value": "Name: ?"}])
 
 
 async def test_step_streaming_ends_with_stop_reason_usage_and_done(
@@ -150,7 +139,9 @@ async def test_async_run_posts_its_callback(api_server: ApiServer, mnemo: Mnemo)
 
 async def test_cancel_through_the_client(api_server: ApiServer, mnemo: Mnemo) -> None:
     client = Letta(base_url=api_server.base_url, max_retries=0)
-    agent = await asyncio.to_thread(client.agents.create, memory_blocks=[], llm_config=_llm(mnemo))
+    agent = await asyncio.to_thread(
+        client.agents.create, memory_blocks=[], llm_config=fake_llm_config(mnemo.fake)
+    )
     mnemo.fake.script(Reply.tool_call("conversation_search", {"query": "x"}, delay=1.0), Reply.text("never"))
     run = await asyncio.to_thread(client.agents.messages.create_async, agent.id, input="slow")
     for _ in range(100):

@@ -23,7 +23,7 @@ from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, RunRow, StepRow, ToolRow
 from tests.chaos.processes import ChaosPostgres, TemporalDevServer, WorkerProcess, log_tail
 from tests.chaos.worker_proc import TOOL_NAME
-from tests.fixtures.mnemo import TEST_POLICY, make_settings
+from tests.fixtures.mnemo import TEST_POLICY, fake_llm_config, make_settings
 from workflows import names
 
 # Seconds the counting tool sleeps after its side effect: the window a test kills the worker in.
@@ -64,15 +64,7 @@ class Chaos:
     # --- setup ------------------------------------------------------------------------------------
 
     async def create_agent(self, **kwargs: Any) -> AgentRow:
-        kwargs.setdefault(
-            "llm_config",
-            {
-                "model": "fake",
-                "model_endpoint_type": "openai",
-                "model_endpoint": self.fake.base_url,
-                "context_window": 128000,
-            },
-        )
+        kwargs.setdefault("llm_config", fake_llm_config(self.fake))
         async with self.db.transaction() as s:
             return await create_agent(s, CreateAgent(**kwargs), make_settings(self.db.url, self.task_queue))
 

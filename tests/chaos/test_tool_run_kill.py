@@ -12,8 +12,8 @@ import uuid
 import pytest
 from sqlmodel import select
 
-from activities.tool_run import ToolRunInput, ToolRunOutcome
 from mnemo.runtime.tools import INTERRUPTED
+from mnemo.schemas.tool_run import ToolRunInput, ToolRunOutcome
 from mnemo.store.tables import ToolRow
 from tests.chaos.harness import CHAOS_POLICY, Chaos
 from tests.chaos.worker_proc import TOOL_NAME

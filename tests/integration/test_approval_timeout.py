@@ -16,15 +16,12 @@ from datetime import timedelta
 import pytest
 
 from api.approvals import ApprovalCreate, plan_input
-from api.runs import RunService
 from mnemo.fakellm import FakeLLM, Reply
 from mnemo.ids import new_id
 from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.tools import InProcessTool
-from mnemo.store.db import Database
 from mnemo.store.tables import ToolRow
-from tests.fixtures.mnemo import TEST_POLICY, Mnemo, make_settings
-from worker.main import build_worker
+from tests.fixtures.mnemo import TEST_POLICY, Mnemo, running_mnemo
 
 DAY = 86_400.0
 
@@ -33,22 +30,9 @@ DAY = 86_400.0
 async def skipping(
     time_skipping_env, database_url: str, fake_llm: FakeLLM, task_queue: str
 ) -> AsyncIterator[Mnemo]:  # type: ignore[no-untyped-def]
-    settings = make_settings(database_url, task_queue)
-    extra: dict[str, InProcessTool] = {}
-    worker, close = await build_worker(
-        time_skipping_env.client, settings, task_queue, database_url=database_url, extra_tools=extra
-    )
-    db = Database(database_url, pool_size=5)
     policy = TEST_POLICY.model_copy(update={"search_attributes": False, "approval_timeout_s": 7 * DAY})
-    runs = RunService(time_skipping_env.client, db, task_queue, policy)
-    await runs.start()
-    try:
-        async with worker:
-            yield Mnemo(time_skipping_env.client, db, runs, fake_llm, task_queue, settings, extra)
-    finally:
-        await runs.close()
-        await db.dispose()
-        await close()
+    async with running_mnemo(time_skipping_env.client, database_url, fake_llm, task_queue, policy) as m:
+        yield m
 
 
 async def _agent_waiting_for_approval(m: Mnemo, calls: Counter[str]) -> str:
