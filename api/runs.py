@@ -37,22 +37,40 @@ class RunService:
     async def close(self) -> None:
         await self.waiter.stop()
 
-    async def _submit(self, agent_id: str, req: SubmitRun) -> SubmitAck:
+    async def _submit(self, agent_id: str, req: SubmitRun) -> None:
+        """Hand a run to its agent's workflow, starting the workflow if needed. New runs go by
+        signal-with-start (one server call, no worker round trip); a resume goes by update, whose
+        validator refuses a run that is still queued or running."""
+        if not req.resume:
+            await self.client.start_workflow(
+                names.AGENT_WORKFLOW,
+                AgentWorkflowInput(agent_id=agent_id),
+                id=names.agent_workflow_id(agent_id),
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=self._agent_attributes(agent_id),
+                static_summary=f"agent {agent_id}",
+                start_signal=names.SUBMIT_SIGNAL,
+                start_signal_args=[req],
+            )
+            return
         start = WithStartWorkflowOperation(
             names.AGENT_WORKFLOW,
             AgentWorkflowInput(agent_id=agent_id),
             id=names.agent_workflow_id(agent_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.AGENT_ID, agent_id)])
-            if self.policy.search_attributes
-            else None,
+            search_attributes=self._agent_attributes(agent_id),
             static_summary=f"agent {agent_id}",
         )
-        ack: SubmitAck = await self.client.execute_update_with_start_workflow(
+        await self.client.execute_update_with_start_workflow(
             names.SUBMIT_UPDATE, req, start_workflow_operation=start, result_type=SubmitAck
         )
-        return ack
+
+    def _agent_attributes(self, agent_id: str) -> TypedSearchAttributes | None:
+        if not self.policy.search_attributes:
+            return None
+        return TypedSearchAttributes([SearchAttributePair(sa.AGENT_ID, agent_id)])
 
     async def send(
         self,

@@ -172,6 +172,17 @@ class AgentWorkflow:
         self._queue.append(req)
         return SubmitAck(run_id=req.run_id, position=ahead)
 
+    @workflow.signal(name=names.SUBMIT_SIGNAL)
+    async def submit_run(self, req: SubmitRun) -> None:
+        """The cheap way in for a new run (signal-with-start): no update round trip through a worker.
+        A run already queued or running is not queued twice (a retried send)."""
+        current = self._current
+        if any(q.run_id == req.run_id for q in self._queue) or (
+            current is not None and current.run_id == req.run_id
+        ):
+            return
+        self._queue.append(req)
+
     @submit.validator
     def _validate_submit(self, req: SubmitRun) -> None:
         # A resume may arrive while the failed run's workflow is still closing: it queues behind it.

@@ -4,6 +4,7 @@ AGENT_WORKFLOW = "AgentWorkflow"
 RUN_WORKFLOW = "RunWorkflow"
 
 SUBMIT_UPDATE = "submit"
+SUBMIT_SIGNAL = "submit_run"
 CANCEL_SIGNAL = "cancel"
 STATE_QUERY = "state"
 

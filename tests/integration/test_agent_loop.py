@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from mnemo.fakellm import Reply
@@ -169,3 +170,29 @@ async def test_rate_limit_is_retried_then_succeeds(mnemo: Mnemo) -> None:
     assert len(mnemo.fake.chat_requests) == 3
     assistants = [m for m in await mnemo.messages(agent.id) if m.role == "assistant"]
     assert len(assistants) == 1
+
+
+async def test_a_repeated_submission_of_a_queued_run_is_processed_once(mnemo: Mnemo) -> None:
+    from mnemo.schemas.runs import SubmitRun
+
+    agent = await mnemo.create_agent(memory_blocks=[PERSONA, HUMAN])
+    mnemo.fake.script(Reply.text("first", delay=0.5), Reply.text("second"), Reply.text("never"))
+    first = await mnemo.runs.send(agent.id, [{"role": "user", "content": "one"}])
+    second = await mnemo.runs.send(agent.id, [{"role": "user", "content": "two"}])
+    # A client retrying the submission of the queued run (e.g. after a lost reply) must not queue it twice.
+    await mnemo.runs._submit(agent.id, SubmitRun(run_id=second.id, policy=mnemo.runs.policy))
+    await mnemo.runs.wait(first.id, timeout=60)
+    done = await mnemo.runs.wait(second.id, timeout=60)
+    assert done.stop_reason == "end_turn"
+    assert len(mnemo.fake.chat_requests) == 2 and mnemo.fake.pending == 1
+    assert [t for r, t in await mnemo.context_texts(agent.id) if r == "assistant"] == ["first", "second"]
+    from mnemo.schemas.runs import AgentWorkflowState
+    from workflows import names
+
+    handle = mnemo.client.get_workflow_handle(names.agent_workflow_id(agent.id))
+    for _ in range(100):  # until the agent is idle: a duplicate would be queued or running by now
+        state = await handle.query(names.STATE_QUERY, result_type=AgentWorkflowState)
+        if state.current_run_id is None and not state.queued_run_ids:
+            break
+        await asyncio.sleep(0.05)
+    assert (state.runs_processed, state.current_run_id, state.queued_run_ids) == (2, None, [])
