@@ -41,27 +41,25 @@ class RunService:
         """Hand a run to its agent's workflow, starting the workflow if needed. New runs go by
         signal-with-start (one server call, no worker round trip); a resume goes by update, whose
         validator refuses a run that is still queued or running."""
+        workflow: dict[str, Any] = {
+            "id": names.agent_workflow_id(agent_id),
+            "task_queue": self.task_queue,
+            "id_conflict_policy": WorkflowIDConflictPolicy.USE_EXISTING,
+            "search_attributes": self._agent_attributes(agent_id),
+            "static_summary": f"agent {agent_id}",
+        }
+        first = AgentWorkflowInput(agent_id=agent_id)
         if not req.resume:
             await self.client.start_workflow(
                 names.AGENT_WORKFLOW,
-                AgentWorkflowInput(agent_id=agent_id),
-                id=names.agent_workflow_id(agent_id),
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                search_attributes=self._agent_attributes(agent_id),
-                static_summary=f"agent {agent_id}",
+                first,
                 start_signal=names.SUBMIT_SIGNAL,
                 start_signal_args=[req],
+                **workflow,
             )
             return
-        start = WithStartWorkflowOperation(
-            names.AGENT_WORKFLOW,
-            AgentWorkflowInput(agent_id=agent_id),
-            id=names.agent_workflow_id(agent_id),
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=self._agent_attributes(agent_id),
-            static_summary=f"agent {agent_id}",
+        start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
+            names.AGENT_WORKFLOW, first, **workflow
         )
         await self.client.execute_update_with_start_workflow(
             names.SUBMIT_UPDATE, req, start_workflow_operation=start, result_type=SubmitAck

@@ -64,4 +64,4 @@ async def read(
         .order_by(col(RunEventRow.seq_id))
         .limit(limit)
     )
-    return list(rows.all())
+    return [dict(event) for event in rows.all()]
