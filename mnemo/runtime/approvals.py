@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,7 +22,7 @@ from mnemo.memory.render import package_tool_return
 from mnemo.runtime.context import AgentContext, append_to_context, derived_id, load_agent
 from mnemo.schemas.runs import ApprovalCall, DenyApprovals
 from mnemo.store.db import Database
-from mnemo.store.tables import MessageRow, RunRow, ToolRow
+from mnemo.store.tables import AgentRow, MessageRow, RunRow
 
 APPROVAL_REQUEST_PART = "approval_request"
 DENIED = "Error: request to call tool denied. User reason: {reason}"
@@ -86,12 +87,19 @@ async def answered_ids(s: AsyncSession, agent_id: str, call_ids: list[str]) -> s
 
 
 async def pending_approval(s: AsyncSession, agent_id: str) -> tuple[MessageRow, list[str]] | None:
-    """The agent's newest approval request and its calls nobody has answered yet, if any."""
+    """The agent's newest approval request and its calls nobody has answered yet, if any.
+
+    Looked for among the in-context messages only (compaction never evicts a pending request and a
+    reset is refused while one waits): O(context), where a scan of the agent's history for its last
+    approval message would be O(history) for every agent that never asked for one."""
+    in_context = select(sa.func.jsonb_array_elements_text(AgentRow.message_ids)).where(
+        AgentRow.id == agent_id
+    )
     row = (
         await s.exec(
             select(MessageRow)
             .where(
-                MessageRow.agent_id == agent_id,
+                col(MessageRow.id).in_(in_context),
                 MessageRow.role == "approval",
                 col(MessageRow.tool_calls).is_not(None),
             )
@@ -187,10 +195,6 @@ async def deny_pending(db: Database, inp: DenyApprovals) -> int:
             ids.append(mid)
         await append_to_context(s, inp.agent_id, ids)
         return len(ids)
-
-
-async def tool_named(s: AsyncSession, name: str) -> ToolRow | None:
-    return (await s.exec(select(ToolRow).where(ToolRow.name == name).limit(1))).one_or_none()
 
 
 def set_rule(rules: list[dict[str, Any]], tool_name: str, required: bool) -> list[dict[str, Any]]:
