@@ -82,3 +82,22 @@ def page_items(
         hi = index[before]
     window = seq[lo:hi]
     return window[-limit:] if before and not after else window[:limit]
+
+
+async def message_page(
+    s: AsyncSession, stmt: Any, *, after: str | None, before: str | None, limit: int, order: str
+) -> list[Any]:
+    """A page of messages (`stmt` selects MessageRow), in their total order `seq`."""
+    from mnemo.store.tables import MessageRow
+
+    return await paginate(
+        s,
+        stmt,
+        MessageRow,
+        after=after,
+        before=before,
+        limit=limit,
+        order=order,
+        what="Message",
+        keys=("seq",),
+    )

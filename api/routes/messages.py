@@ -13,11 +13,11 @@ from api import serializers
 from api.approvals import ApprovalCreate, ToolReturnCreate, infer_type, plan_input
 from api.dedup import start_once
 from api.deps import Services, get_services, session
-from api.pagination import paginate
+from api.pagination import message_page
 from api.routes.agents import get_agent_row
 from api.streaming import sse_response, tail
 from mnemo.runtime.approvals import pending_approval
-from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
+from mnemo.runtime.letta_messages import assistant_options, shown_as, to_letta_messages
 from mnemo.store.tables import AgentRow, MessageRow, RunRow
 
 router = APIRouter(prefix="/agents", tags=["messages"])
@@ -257,27 +257,9 @@ async def list_messages(
     s: AsyncSession = Depends(session),
 ) -> list[dict[str, Any]]:
     agent = await get_agent_row(s, agent_id)
-    shown = assistant_options(
-        {
-            "assistant_message": {
-                "use": use_assistant_message,
-                "tool": assistant_message_tool_name,
-                "kwarg": assistant_message_tool_kwarg,
-            }
-        }
-    )
+    shown = shown_as(use_assistant_message, assistant_message_tool_name, assistant_message_tool_kwarg)
     stmt = select(MessageRow).where(MessageRow.agent_id == agent_id)
-    rows = await paginate(
-        s,
-        stmt,
-        MessageRow,
-        after=after,
-        before=before,
-        limit=limit,
-        order=order,
-        what="Message",
-        keys=("seq",),
-    )
+    rows = await message_page(s, stmt, after=after, before=before, limit=limit, order=order)
     types = include_return_message_types
     # As in Letta, the filter applies to the page's messages (a page can hold fewer than `limit`).
     return [

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import serializers
 from api.deps import Services, get_services, session
 from api.errors import conflict, not_supported
-from api.pagination import Order, paginate
+from api.pagination import Order, message_page, paginate
 from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
 from mnemo.store.tables import RUN_STATUSES, AgentRow, MessageRow, RunRow, StepRow
 
@@ -115,17 +115,7 @@ async def list_run_messages(
     agent = await s.get(AgentRow, run.agent_id)
     agent_type = agent.agent_type if agent else "letta_v1_agent"
     stmt = select(MessageRow).where(MessageRow.run_id == run_id)
-    rows = await paginate(
-        s,
-        stmt,
-        MessageRow,
-        after=after,
-        before=before,
-        limit=limit,
-        order=order,
-        what="Message",
-        keys=("seq",),
-    )
+    rows = await message_page(s, stmt, after=after, before=before, limit=limit, order=order)
     shown = assistant_options(run.request_config)
     return [m for r in rows for m in to_letta_messages(r, agent_type, **shown)]
 

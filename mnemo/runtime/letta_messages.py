@@ -59,12 +59,14 @@ def assistant_options(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """A request's `use_assistant_message` choices (stored in its run's request_config) as keyword
     arguments of `to_letta_messages`."""
     chosen = (config or {}).get("assistant_message") or {}
-    if chosen.get("use", True) is False:
+    return shown_as(chosen.get("use", True), chosen.get("tool"), chosen.get("kwarg"))
+
+
+def shown_as(use: bool = True, tool: str | None = None, kwarg: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of `to_letta_messages` for Letta's `use_assistant_message` parameters."""
+    if use is False:
         return {"assistant_tool": None}
-    return {
-        "assistant_tool": chosen.get("tool") or ASSISTANT_TOOL,
-        "assistant_kwarg": chosen.get("kwarg") or ASSISTANT_KWARG,
-    }
+    return {"assistant_tool": tool or ASSISTANT_TOOL, "assistant_kwarg": kwarg or ASSISTANT_KWARG}
 
 
 def to_letta_messages(

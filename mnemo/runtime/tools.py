@@ -103,36 +103,31 @@ async def execute_tool(
         decision = await decision_for(s, inp.run_id, inp.tool_call_id) if inp.approval_of else None
     tool = next((t for t in ctx.tools if t.name == inp.tool_name), None)
     if inp.rejected is not None:  # broke a tool rule: the model learns why, nothing runs
-        return await _record(db, inp, ctx, tool, ToolResult(False, inp.rejected))
+        return await _refuse(db, inp, ctx, tool, inp.rejected)
     if inp.approval_of:
         answered = _answered(inp, decision, tool)
         if answered is not None:
             return await _record(db, inp, ctx, tool, answered)
     if tool is None:
         valid = [t.name for t in ctx.tools]
-        return await _record(
+        return await _refuse(
             db,
             inp,
             ctx,
             None,
-            ToolResult(
-                False, f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}."
-            ),
+            f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}.",
         )
     try:
         args = json.loads(call or "{}")
         if not isinstance(args, dict):
             raise ValueError("arguments must be a JSON object")
     except ValueError as exc:
-        return await _record(
+        return await _refuse(
             db,
             inp,
             ctx,
             tool,
-            ToolResult(
-                False,
-                f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema.",
-            ),
+            f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema.",
         )
     args.pop("request_heartbeat", None)
     args |= prefilled_args(ctx.agent.tool_rules or [], inp.tool_name)
@@ -152,15 +147,12 @@ async def execute_tool(
     if tool.source_code and tool.source_type == "python":
         idempotent = bool((tool.metadata_ or {}).get("idempotent"))
         return await _at_most_once(db, inp, ctx, tool, lambda: run_custom_tool(ctx, tool, args), idempotent)
-    return await _record(
+    return await _refuse(
         db,
         inp,
         ctx,
         tool,
-        ToolResult(
-            False,
-            f"Error: running tool {tool.name!r} ({tool.tool_type}, {tool.source_type}) is not supported yet.",
-        ),
+        f"Error: running tool {tool.name!r} ({tool.tool_type}, {tool.source_type}) is not supported yet.",
     )
 
 
@@ -243,6 +235,13 @@ async def _record(
 ) -> ToolOutcome:
     async with db.transaction() as s:
         return await _write_return(s, inp, ctx, tool, result)
+
+
+async def _refuse(
+    db: Database, inp: ToolInput, ctx: AgentContext, tool: ToolRow | None, error: str
+) -> ToolOutcome:
+    """Record an error return for a call that did not run; the model reads `error`."""
+    return await _record(db, inp, ctx, tool, ToolResult(False, error))
 
 
 async def _already_recorded(s: AsyncSession, inp: ToolInput) -> ToolOutcome | None:

@@ -7,7 +7,6 @@ called in this request) and asks it before and after every step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -168,16 +167,3 @@ class RuleSolver:
 def required_reason(missing: list[str]) -> str:
     """The hidden message that keeps a letta_v1 loop going until the required tools ran."""
     return f"{NON_USER_PREFIX}ToolRuleViolated: You must call {', '.join(missing)} at least once to exit the loop."
-
-
-def conditional_output(packed_or_raw: str | None) -> str | None:
-    """The value a conditional rule compares: the tool's return (the `message` of a packed return)."""
-    if packed_or_raw is None:
-        return None
-    try:
-        data = json.loads(packed_or_raw)
-    except ValueError:
-        return packed_or_raw
-    if isinstance(data, dict) and "message" in data:
-        return str(data["message"])
-    return packed_or_raw
