@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import NO_RETRY
+from api.runs import InputPlan
 from mnemo.runtime.approvals import pending_approval
 
 
@@ -81,12 +82,6 @@ def infer_type(item: Any) -> Any:
         is_approval = any(k in item for k in ("approvals", "approve", "approval_request_id"))
         return {**item, "type": "approval" if is_approval else "message"}
     return item
-
-
-class InputPlan(BaseModel):
-    messages: list[dict[str, Any]]
-    request_config: dict[str, Any] = Field(default_factory=dict)
-    approval: bool = False
 
 
 def _decisions(answer: ApprovalCreate | ToolReturnCreate, pending_ids: list[str]) -> list[dict[str, Any]]:

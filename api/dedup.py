@@ -1,6 +1,6 @@
 """Starting a run at most once per `otid`: a retried send gets the run its first attempt started.
 
-    run = await start_once(services, agent_id, messages, lambda: services.runs.send(...))
+    run = await start_once(services, agent_id, otids, lambda: services.runs.send(...))
 
 The answer is then built from that run as for a first attempt: a sync send waits for it and returns
 the same response, an async send returns the same Run, a stream replays it from its first event.
@@ -9,23 +9,24 @@ the same response, an async send returns the same Run, a stream replays it from 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import Services
-from mnemo.runtime.otid import input_otids, is_otid_conflict, run_for_otids
+from mnemo.runtime.otid import is_otid_conflict, run_for_otids
 from mnemo.store.tables import RunRow
 
 
 async def start_once(
     services: Services,
     agent_id: str,
-    messages: list[dict[str, Any]],
+    otids: list[str],
     send: Callable[[], Awaitable[RunRow]],
 ) -> RunRow:
-    otids = input_otids(messages)
+    """`send()`'s run, or the run an earlier attempt with these input `otids` started. The earlier run
+    is looked for first, so a retry is answered as its first attempt was even when what it answered
+    (a pending approval, say) is gone by now."""
     if len(set(otids)) != len(otids):
         raise RequestValidationError(
             [

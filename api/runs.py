@@ -3,22 +3,46 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, Field
 from sqlalchemy import func as sa_func
 from sqlalchemy import update as sa_update
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.run_waiter import RunWaiter
 from mnemo import search_attributes as sa
+from mnemo.runtime.context import load_agent
 from mnemo.runtime.runs import TERMINAL_STATUSES, create_run
 from mnemo.schemas.runs import AgentWorkflowInput, CancelRuns, RunPolicy, SubmitAck, SubmitRun
 from mnemo.store.db import Database
 from mnemo.store.tables import AgentRow, RunRow
 from workflows import names
+
+
+class InputPlan(BaseModel):
+    """What a request stores as a run's input: its messages, extra request config, and whether it
+    answers calls waiting for approval (it then goes ahead of queued runs)."""
+
+    messages: list[dict[str, Any]]
+    request_config: dict[str, Any] = Field(default_factory=dict)
+    approval: bool = False
+
+
+T = TypeVar("T")
+
+
+async def _read_nothing(_s: AsyncSession, _run: RunRow) -> None:
+    return None
+
+
+# Decides a run's input inside the transaction that records it, given the agent's row.
+Planner = Callable[[AsyncSession, AgentRow], Awaitable[InputPlan]]
 
 
 class RunService:
@@ -83,19 +107,48 @@ class RunService:
     ) -> RunRow:
         """Persist the run and its input, then hand it to the agent's workflow. Returns the run row.
         `approval`: the input answers calls waiting for approval (it goes ahead of queued runs)."""
+
+        async def fixed(_s: AsyncSession, _agent: AgentRow) -> InputPlan:
+            return InputPlan(messages=messages, approval=approval)
+
+        return await self.send_planned(
+            agent_id,
+            fixed,
+            max_steps=max_steps,
+            request_config=request_config,
+            background=background,
+            callback_url=callback_url,
+        )
+
+    async def send_planned(
+        self,
+        agent_id: str,
+        plan: Planner,
+        *,
+        max_steps: int = 50,
+        request_config: dict[str, Any] | None = None,
+        background: bool = False,
+        callback_url: str | None = None,
+    ) -> RunRow:
+        """`send`, with the input decided by `plan` in the transaction that records the run: the checks
+        it makes (what is pending, what is allowed) and the insert see one state, and cost no session
+        of their own. `plan` raises to refuse the request; nothing is recorded then."""
         async with self.db.transaction() as s:
+            agent = await load_agent(s, agent_id)
+            planned = await plan(s, agent)
             run = await create_run(
                 s,
-                agent_id,
-                messages,
+                agent,
+                planned.messages,
                 max_steps=max_steps,
-                request_config=request_config,
+                request_config={**(request_config or {}), **planned.request_config},
                 background=background,
                 callback_url=callback_url,
             )
         try:
             await self._submit(
-                agent_id, SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy, approval=approval)
+                agent_id,
+                SubmitRun(run_id=run.id, max_steps=max_steps, policy=self.policy, approval=planned.approval),
             )
         except Exception:
             await self._set_status(run.id, "failed", "error")
@@ -171,15 +224,22 @@ class RunService:
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunRow:
         """Wait until the run is completed, failed or cancelled, and return its row."""
+        run, _ = await self.wait_and_read(run_id, _read_nothing, timeout)
+        return run
+
+    async def wait_and_read(
+        self, run_id: str, read: Callable[[AsyncSession, RunRow], Awaitable[T]], timeout: float | None = None
+    ) -> tuple[RunRow, T]:
+        """`wait`, then `read` what the run left (its messages, say) in the session that saw it end."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.waiter.subscribe(run_id) as event:
             while True:
                 async with self.db.session() as s:
                     run = await s.get(RunRow, run_id)
-                if run is None:
-                    raise LookupError(f"run {run_id} not found")
-                if run.status in TERMINAL_STATUSES:
-                    return run
+                    if run is None:
+                        raise LookupError(f"run {run_id} not found")
+                    if run.status in TERMINAL_STATUSES:
+                        return run, await read(s, run)
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
                 await self.waiter.wait_event(event)

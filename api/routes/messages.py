@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlmodel import col, select
@@ -15,6 +17,7 @@ from api.dedup import start_once
 from api.deps import Services, get_services, session
 from api.pagination import message_page
 from api.routes.agents import get_agent_row
+from api.runs import InputPlan
 from api.streaming import sse_response, tail
 from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.letta_messages import assistant_options, shown_as, to_letta_messages
@@ -94,19 +97,33 @@ class LettaRequest(BaseModel):
         ]
 
 
-async def run_messages(
-    s: AsyncSession, run: RunRow, agent_type: str, types: list[str] | None
-) -> list[dict[str, Any]]:
-    rows = (
-        await s.exec(
-            select(MessageRow)
-            .where(MessageRow.run_id == run.id, col(MessageRow.step_id).is_not(None))
-            .order_by(col(MessageRow.seq))
-        )
-    ).all()
-    shown = assistant_options(run.request_config)
-    out = [m for r in rows if r.role != "user" for m in to_letta_messages(r, agent_type, **shown)]
-    return [m for m in out if types is None or m["message_type"] in types]
+# The messages a run produced, each with its agent's type (how Letta shows them), in one statement.
+_RUN_MESSAGES = (
+    select(
+        MessageRow,
+        select(AgentRow.agent_type).where(AgentRow.id == MessageRow.agent_id).scalar_subquery(),
+    )
+    .where(
+        MessageRow.run_id == sa.bindparam("run_id"),
+        col(MessageRow.step_id).is_not(None),
+        MessageRow.role != "user",
+    )
+    .order_by(col(MessageRow.seq))
+)
+
+
+def run_messages_reader(
+    types: list[str] | None,
+) -> Callable[[AsyncSession, RunRow], Awaitable[list[dict[str, Any]]]]:
+    """Reads a finished run's response messages (for `RunService.wait_and_read`)."""
+
+    async def read(s: AsyncSession, run: RunRow) -> list[dict[str, Any]]:
+        rows = (await s.exec(_RUN_MESSAGES, params={"run_id": run.id})).all()
+        shown = assistant_options(run.request_config)
+        out = [m for row, agent_type in rows for m in to_letta_messages(row, agent_type, **shown)]
+        return [m for m in out if types is None or m["message_type"] in types]
+
+    return read
 
 
 def _assistant_choice(body: LettaRequest) -> dict[str, Any]:
@@ -132,35 +149,34 @@ def _check_streaming_options(body: LettaStreamingRequest) -> None:
         raise HTTPException(422, "Streaming options set without streaming enabled")
 
 
-async def _start(
-    services: Services, agent_id: str, body: LettaRequest, **extra: Any
-) -> tuple[AgentRow, RunRow]:
-    async with services.db.session() as s:
-        agent = await get_agent_row(s, agent_id)
-        plan = await plan_input(s, agent_id, list(body.messages or []), body.input_messages())
-    messages = plan.messages
-    if body.client_tools:
-        plan.request_config["client_tools"] = [t.model_dump(exclude_none=True) for t in body.client_tools]
+async def _start(services: Services, agent_id: str, body: LettaRequest, **extra: Any) -> RunRow:
+    items = list(body.messages or [])
+
+    async def plan(s: AsyncSession, _agent: AgentRow) -> InputPlan:
+        planned = await plan_input(s, agent_id, items, body.input_messages())
+        if body.client_tools:
+            planned.request_config["client_tools"] = [
+                t.model_dump(exclude_none=True) for t in body.client_tools
+            ]
+        return planned
+
     # A retried request (same input otids) gets the run of its first attempt, not a second one.
-    run = await start_once(
+    return await start_once(
         services,
         agent_id,
-        messages,
-        lambda: services.runs.send(
+        [otid for item in items if (otid := item.otid)],
+        lambda: services.runs.send_planned(
             agent_id,
-            messages,
+            plan,
             max_steps=body.max_steps,
             request_config={
                 "stream_tokens": body.stream_tokens,
                 "include_return_message_types": body.include_return_message_types,
                 **_assistant_choice(body),
-                **plan.request_config,
             },
-            approval=plan.approval,
             **extra,
         ),
     )
-    return agent, run
 
 
 def _stream(services: Services, run: RunRow, body: LettaStreamingRequest) -> Response:
@@ -183,12 +199,12 @@ async def send_message(
     agent_id: str, body: LettaStreamingRequest, services: Services = Depends(get_services)
 ) -> Any:
     _check_streaming_options(body)
-    agent, run = await _start(services, agent_id, body, background=body.background)
+    run = await _start(services, agent_id, body, background=body.background)
     if body.streaming:
         return _stream(services, run, body)
-    run = await services.runs.wait(run.id)
-    async with services.db.session() as s:
-        messages = await run_messages(s, run, agent.agent_type, body.include_return_message_types)
+    run, messages = await services.runs.wait_and_read(
+        run.id, run_messages_reader(body.include_return_message_types)
+    )
     usage = run.usage or {"message_type": "usage_statistics", "step_count": 0}
     return {
         "messages": messages,
@@ -202,7 +218,7 @@ async def send_message_streaming(
     agent_id: str, body: LettaStreamingRequest, services: Services = Depends(get_services)
 ) -> Response:
     body.streaming = True
-    _, run = await _start(services, agent_id, body, background=body.background)
+    run = await _start(services, agent_id, body, background=body.background)
     return _stream(services, run, body)
 
 
@@ -210,7 +226,7 @@ async def send_message_streaming(
 async def send_message_async(
     agent_id: str, body: LettaAsyncRequest, services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    _, run = await _start(services, agent_id, body, background=True, callback_url=body.callback_url)
+    run = await _start(services, agent_id, body, background=True, callback_url=body.callback_url)
     return serializers.run(run)
 
 

@@ -86,27 +86,30 @@ async def answered_ids(s: AsyncSession, agent_id: str, call_ids: list[str]) -> s
     return {r for r in rows.all() if r}
 
 
+# Built once: every message sent checks for a pending approval.
+_NEWEST_APPROVAL_REQUEST = (
+    select(MessageRow)
+    .where(
+        col(MessageRow.id).in_(
+            select(sa.func.jsonb_array_elements_text(AgentRow.message_ids)).where(
+                AgentRow.id == sa.bindparam("agent_id")
+            )
+        ),
+        MessageRow.role == "approval",
+        col(MessageRow.tool_calls).is_not(None),
+    )
+    .order_by(col(MessageRow.seq).desc())
+    .limit(1)
+)
+
+
 async def pending_approval(s: AsyncSession, agent_id: str) -> tuple[MessageRow, list[str]] | None:
     """The agent's newest approval request and its calls nobody has answered yet, if any.
 
     Looked for among the in-context messages only (compaction never evicts a pending request and a
     reset is refused while one waits): O(context), where a scan of the agent's history for its last
     approval message would be O(history) for every agent that never asked for one."""
-    in_context = select(sa.func.jsonb_array_elements_text(AgentRow.message_ids)).where(
-        AgentRow.id == agent_id
-    )
-    row = (
-        await s.exec(
-            select(MessageRow)
-            .where(
-                col(MessageRow.id).in_(in_context),
-                MessageRow.role == "approval",
-                col(MessageRow.tool_calls).is_not(None),
-            )
-            .order_by(col(MessageRow.seq).desc())
-            .limit(1)
-        )
-    ).one_or_none()
+    row = (await s.exec(_NEWEST_APPROVAL_REQUEST, params={"agent_id": agent_id})).one_or_none()
     if row is None:
         return None
     wanted = requested_ids(row)

@@ -8,7 +8,6 @@ when two attempts race; the loser finds the winner's run with `run_for_otids`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,10 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from mnemo.store.tables import MessageRow, RunRow
 
 OTID_INDEX = "uq_messages_agent_otid"
-
-
-def input_otids(messages: Sequence[dict[str, Any]]) -> list[str]:
-    return [m["otid"] for m in messages if m.get("otid")]
 
 
 async def run_for_otids(session: AsyncSession, agent_id: str, otids: Sequence[str]) -> RunRow | None:

@@ -13,11 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from mnemo.ids import new_id
 from mnemo.runtime import events
-from mnemo.runtime.context import append_to_context, load_agent
+from mnemo.runtime.context import append_to_context
 from mnemo.runtime.run_controls import run_controls
 from mnemo.schemas.runs import FinishInput, FinishOutcome, ResumePoint, RunInput, run_status_for
 from mnemo.store.db import Database
-from mnemo.store.tables import MessageRow, RunRow, StepRow
+from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
@@ -34,7 +34,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 
 async def create_run(
     session: AsyncSession,
-    agent_id: str,
+    agent: AgentRow,
     messages: list[dict[str, Any]],
     *,
     max_steps: int = 50,
@@ -43,8 +43,9 @@ async def create_run(
     callback_url: str | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> RunRow:
-    """Record a run and its input messages; the messages enter the context when the run starts."""
-    await load_agent(session, agent_id)
+    """Record a run and its input messages; the messages enter the context when the run starts. The
+    caller loaded `agent` in this session (`load_agent`), which is what makes an unknown id a 404."""
+    agent_id = agent.id
     run = RunRow(
         id=new_id("run"),
         agent_id=agent_id,

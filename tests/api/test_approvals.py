@@ -108,6 +108,24 @@ async def test_approved_call_runs_once_and_the_agent_continues(api_server: ApiSe
     assert calls["transfer"] == 1
 
 
+async def test_a_retried_answer_gets_the_first_response(api_server: ApiServer, mnemo: Mnemo) -> None:
+    """A client that lost the response to its answer retries it with the same otid: it gets that
+    answer's response, not a 409 because nothing is pending any more, and the tool ran once."""
+    client, agent_id, calls = await _setup(api_server, mnemo)
+    call_id = await _request_transfer(client, mnemo, agent_id)
+    answer = {
+        "type": "approval",
+        "approvals": [{"type": "approval", "tool_call_id": call_id, "approve": True}],
+        "otid": "answer-otid-1",
+    }
+    mnemo.fake.script(Reply.text("Sent Bob 5."))
+    first = await client.agents.messages.create(agent_id, messages=[answer])
+    again = await client.agents.messages.create(agent_id, messages=[answer])
+    assert [m.id for m in again.messages] == [m.id for m in first.messages]
+    assert first.messages[-1].content == "Sent Bob 5." and again.stop_reason.stop_reason == "end_turn"
+    assert calls["transfer"] == 1
+
+
 async def test_denied_call_tells_the_model_why(api_server: ApiServer, mnemo: Mnemo) -> None:
     client, agent_id, calls = await _setup(api_server, mnemo)
     call_id = await _request_transfer(client, mnemo, agent_id)

@@ -12,6 +12,7 @@ from letta_client import AsyncLetta, UnprocessableEntityError
 from sqlmodel import col, select
 
 from mnemo.fakellm import Reply
+from mnemo.runtime.context import load_agent
 from mnemo.runtime.runs import create_run
 from mnemo.store.tables import MessageRow, RunRow
 from tests.fixtures.api_server import ApiServer, create_agent
@@ -98,7 +99,7 @@ async def test_a_retry_after_a_failed_submission_hands_the_run_over(
     # What RunService.send leaves when Temporal cannot be reached: the run and its input stored, the run
     # failed without ever starting (no usage). The client was answered with an error and retries.
     async with mnemo.db.transaction() as s:
-        run = await create_run(s, agent_id, _message("are you there?", otid))
+        run = await create_run(s, await load_agent(s, agent_id), _message("are you there?", otid))
         run.status, run.stop_reason = "failed", "error"
         s.add(run)
     mnemo.fake.script(Reply.text("yes"))
