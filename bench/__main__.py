@@ -182,7 +182,12 @@ async def run_api(stack: BenchStack, sizes: Sizes, result: dict[str, Any]) -> No
         "get_agent_concurrent_rps": report.get_agent_concurrent_rps,
         "concurrent_clients": report.concurrent_clients,
         "turn_overhead_ms": {
-            k: {"api_p50": t.api_ms.p50, "direct_p50": t.direct_ms.p50, "overhead_p50": t.overhead_p50_ms}
+            k: {
+                "api_p50": t.api_ms.p50,
+                "direct_p50": t.direct_ms.p50,
+                "overhead_p50": t.overhead_p50_ms,
+                "overhead_paired_p50": t.overhead_paired_ms.p50,
+            }
             for k, t in turns.items()
         },
     }

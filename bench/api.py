@@ -38,6 +38,9 @@ class TurnComparison(BaseModel):
     # p50(API) - p50(direct), and the same for means: the API's share of a turn.
     overhead_p50_ms: float
     overhead_mean_ms: float
+    # API turn i minus the direct turn sent right after it: pairs share the machine's state of the
+    # moment, so their median moves less between runs than a difference of two p50s.
+    overhead_paired_ms: Summary
 
 
 class ApiReport(BaseModel):
@@ -196,6 +199,7 @@ async def compare_turns(
         direct_ms=d,
         overhead_p50_ms=round(a.p50 - d.p50, 2),
         overhead_mean_ms=round(a.mean - d.mean, 2),
+        overhead_paired_ms=summarize([x - y for x, y in zip(api, direct, strict=True)]),
     )
 
 
