@@ -4,6 +4,7 @@ run did: each model call and each tool call is a named activity with a summary."
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -21,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         FinishOutcome,
         ResumePoint,
         RunInput,
+        RunPolicy,
         RunResult,
         StepInput,
         StepOutcome,
@@ -233,26 +235,16 @@ class RunWorkflow:
             maximum_interval=timedelta(seconds=policy.llm_max_interval_s),
             maximum_attempts=policy.llm_max_attempts,
         )
-        summary = f"step {step + 1}: call the model"
-        if policy.local_activities:
-            return await workflow.execute_local_activity(
-                names.LLM_STEP,
-                arg,
-                result_type=StepOutcome,
-                start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
-                schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
-                retry_policy=retry,
-                summary=summary,
-            )
-        return await workflow.execute_activity(
+        return await _run_activity(
+            policy,
             names.LLM_STEP,
             arg,
-            result_type=StepOutcome,
-            start_to_close_timeout=timedelta(seconds=policy.llm_start_to_close_s),
-            schedule_to_close_timeout=timedelta(seconds=policy.llm_retry_budget_s),
-            heartbeat_timeout=timedelta(seconds=policy.llm_heartbeat_s),
-            retry_policy=retry,
-            summary=summary,
+            StepOutcome,
+            start_to_close=policy.llm_start_to_close_s,
+            heartbeat=policy.llm_heartbeat_s,
+            retry=retry,
+            summary=f"step {step + 1}: call the model",
+            schedule_to_close=policy.llm_retry_budget_s,
         )
 
     async def _tool(
@@ -277,30 +269,61 @@ class RunWorkflow:
             approval_of=approval_of,
             report_output=report_output,
         )
-        retry = RetryPolicy(maximum_attempts=policy.tool_max_attempts)
         summary = f"step {step + 1}: tool {name}"
         if rejected is not None:
             summary = f"step {step + 1}: refuse {name} (tool rule)"
         elif approval_of is not None:
             summary = f"answer approval of {name}"
-        if policy.local_activities:
-            return await workflow.execute_local_activity(
-                names.TOOLS_EXECUTE,
-                arg,
-                result_type=ToolOutcome,
-                start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
-                retry_policy=retry,
-                summary=summary,
-            )
-        return await workflow.execute_activity(
+        return await _run_activity(
+            policy,
             names.TOOLS_EXECUTE,
             arg,
-            result_type=ToolOutcome,
-            start_to_close_timeout=timedelta(seconds=policy.tool_start_to_close_s),
-            heartbeat_timeout=timedelta(seconds=policy.tool_heartbeat_s),
+            ToolOutcome,
+            start_to_close=policy.tool_start_to_close_s,
+            heartbeat=policy.tool_heartbeat_s,
+            retry=RetryPolicy(maximum_attempts=policy.tool_max_attempts),
+            summary=summary,
+        )
+
+
+OutcomeT = TypeVar("OutcomeT")
+
+
+async def _run_activity(
+    policy: RunPolicy,
+    name: str,
+    arg: Any,
+    result_type: type[OutcomeT],
+    *,
+    start_to_close: float,
+    heartbeat: float,
+    retry: RetryPolicy,
+    summary: str,
+    schedule_to_close: float | None = None,
+) -> OutcomeT:
+    """A step's activity, local (no task queue round trip) or regular as the run's policy says. Local
+    activities have no heartbeat timeout: their liveness is the workflow task's."""
+    budget = None if schedule_to_close is None else timedelta(seconds=schedule_to_close)
+    if policy.local_activities:
+        return await workflow.execute_local_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=timedelta(seconds=start_to_close),
+            schedule_to_close_timeout=budget,
             retry_policy=retry,
             summary=summary,
         )
+    return await workflow.execute_activity(
+        name,
+        arg,
+        result_type=result_type,
+        start_to_close_timeout=timedelta(seconds=start_to_close),
+        schedule_to_close_timeout=budget,
+        heartbeat_timeout=timedelta(seconds=heartbeat),
+        retry_policy=retry,
+        summary=summary,
+    )
 
 
 def _cause(err: ActivityError | ApplicationError) -> str:
