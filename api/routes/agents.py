@@ -19,7 +19,7 @@ from mnemo.runtime.agents import NotFound, agent_blocks, create_agent, recompile
 from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.context import agent_tools, load_agent
 from mnemo.runtime.letta_messages import to_letta_messages
-from mnemo.runtime.reset import AgentBusy, DefaultMessagesNotSupported, reset_messages
+from mnemo.runtime.reset import AgentBusy, reset_messages
 from mnemo.schemas.agent_update import UpdateAgent
 from mnemo.schemas.agents import CreateAgent
 from mnemo.store.tables import AgentRow
@@ -165,8 +165,6 @@ async def reset(
             )
     except AgentBusy as exc:
         raise conflict(str(exc)) from exc
-    except DefaultMessagesNotSupported as exc:
-        raise not_supported(str(exc)) from exc
     if from_v1_sdk(request):
         return None
     async with services.db.session() as s:

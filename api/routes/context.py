@@ -64,7 +64,10 @@ async def context(agent_id: str, s: AsyncSession = Depends(session)) -> dict[str
     system = text_of(ctx.messages[0]) if ctx.messages else ""
     memory = render_memory_blocks([block_view(b) for b in await agent_blocks(s, agent_id)])
     rest = ctx.messages[1:]
-    summary = text_of(rest[0]) if rest and '"system_alert"' in text_of(rest[0]) else ""
+    # The compaction summary is a user message; an initial system message can be a system_alert too.
+    summary = (
+        text_of(rest[0]) if rest and rest[0].role == "user" and '"system_alert"' in text_of(rest[0]) else ""
+    )
     messages = rest[1:] if summary else rest
     tools = json.dumps(ctx.tool_schemas())
     counts = {

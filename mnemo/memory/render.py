@@ -274,3 +274,8 @@ def package_tool_return(
 def package_heartbeat(reason: str, now: datetime, tz: str | None) -> str:
     """The synthetic user message that keeps a heartbeat loop going."""
     return letta_json_dumps({"type": "heartbeat", "reason": reason, "time": format_letta_time(now, tz)})
+
+
+def package_login_event(now: datetime, tz: str | None, last_login: str = "Never (first login)") -> str:
+    """The user message that ends a legacy agent's boot sequence: the user just logged in."""
+    return letta_json_dumps({"type": "login", "last_login": last_login, "time": format_letta_time(now, tz)})

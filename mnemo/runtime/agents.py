@@ -15,6 +15,7 @@ from mnemo.ids import new_id
 from mnemo.llm.config import resolve_llm_config
 from mnemo.memory.prompts import default_system_prompt
 from mnemo.memory.render import BlockView, compile_system_prompt, renders_memory_blocks, uses_line_numbers
+from mnemo.runtime.initial_messages import initial_messages, put_after_system
 from mnemo.schemas.agents import (
     DEFAULT_BLOCK_DESCRIPTIONS,
     HEARTBEAT_AGENT_TYPES,
@@ -93,8 +94,9 @@ async def create_agent(session: AsyncSession, req: CreateAgent, settings: Settin
     session.add(system)
     await session.flush()
     agent.message_ids = [system.id]
-    session.add(agent)
-    await session.flush()
+    await put_after_system(
+        session, agent, initial_messages(agent, req.initial_message_sequence, datetime.now(UTC))
+    )
     await recompile_system_message(session, agent)
     await session.flush()
     return agent

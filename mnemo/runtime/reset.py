@@ -1,11 +1,14 @@
 """Resetting an agent's in-context messages (Letta's `PATCH /v1/agents/{id}/reset-messages`).
 
-Only the system message stays in the context window. Unlike Letta, which deletes the dropped messages,
+Only the system message stays in the context window (with `add_default_initial_messages`, followed by
+the boot sequence a new agent of its type starts with). Unlike Letta, which deletes the dropped messages,
 Mnemo keeps them in Postgres: they leave the context but stay in recall memory (searchable with
 `conversation_search`, listed by `GET .../messages`), and the recompiled system message counts them.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from mnemo.runtime.agents import recompile_system_message
 from mnemo.runtime.approvals import pending_approval
 from mnemo.runtime.context import load_agent
-from mnemo.schemas.agents import HEARTBEAT_AGENT_TYPES
+from mnemo.runtime.initial_messages import default_initial_messages, put_after_system
 from mnemo.store.tables import AgentRow, RunRow
 
 ACTIVE_RUN_STATUSES = ("created", "running")
@@ -32,10 +35,6 @@ class AgentBusy(RuntimeError):
         self.run_ids = run_ids
 
 
-class DefaultMessagesNotSupported(Exception):
-    """Legacy agent types' boot sequence (Letta's default initial messages) is not built yet."""
-
-
 async def active_run_ids(session: AsyncSession, agent_id: str) -> list[str]:
     stmt = (
         select(RunRow.id)
@@ -48,7 +47,8 @@ async def active_run_ids(session: AsyncSession, agent_id: str) -> list[str]:
 async def reset_messages(
     session: AsyncSession, agent_id: str, *, add_default_initial_messages: bool = False
 ) -> AgentRow:
-    """Keep only the system message in context and recompile it. Call in a transaction.
+    """Keep only the system message in context (followed by Letta's boot sequence for heartbeat agents
+    when `add_default_initial_messages`) and recompile it. Call in a transaction.
 
     The agent row is locked first: a run created meanwhile references it (a key-share lock) and so
     waits for this transaction, and then sees the reset context.
@@ -66,15 +66,9 @@ async def reset_messages(
             f"Agent {agent_id} is waiting for approval of tool calls {', '.join(waiting[1])}; approve or deny "
             f"them (an approval message to POST /v1/agents/{agent_id}/messages) before resetting its messages",
         )
-    if add_default_initial_messages and agent.agent_type in HEARTBEAT_AGENT_TYPES:
-        raise DefaultMessagesNotSupported(
-            f"add_default_initial_messages is not supported yet for {agent.agent_type} agents "
-            "(Letta's boot sequence); reset without it"
-        )
-    # letta_v1_agent and sleeptime_agent have no default initial messages in Letta either.
-    agent.message_ids = agent.message_ids[:1]
-    session.add(agent)
-    await session.flush()
+    # letta_v1_agent and sleeptime_agent have no default initial messages: only heartbeat agents boot.
+    boot = default_initial_messages(agent, datetime.now(UTC)) if add_default_initial_messages else []
+    await put_after_system(session, agent, boot)
     await recompile_system_message(session, agent)
     await session.refresh(agent)
     return agent

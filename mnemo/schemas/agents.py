@@ -112,6 +112,56 @@ class ToolRule(BaseModel):
         return self
 
 
+INITIAL_MESSAGE_ROLES = ("user", "system", "assistant")
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class InitialMessage(BaseModel):
+    """One item of `initial_message_sequence` (Letta's `MessageCreate`, as far as it is used there).
+
+    `otid` is accepted and dropped, as Letta drops it: these messages belong to no request to retry.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["user", "system", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+    otid: str | None = None
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _known_role(cls, v: Any) -> Any:
+        if v not in INITIAL_MESSAGE_ROLES:
+            raise ValueError(
+                f"role {v!r} cannot start an agent's conversation; use one of {', '.join(INITIAL_MESSAGE_ROLES)}"
+            )
+        return v
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_only(cls, v: Any) -> Any:
+        # Checked here so a bad part is one clear error, not one per member of the union.
+        if isinstance(v, list):
+            for i, part in enumerate(v):
+                if not isinstance(part, dict) or part.get("type", "text") != "text":
+                    raise ValueError(f"content[{i}]: only text parts are supported in initial messages")
+                if not isinstance(part.get("text"), str):
+                    raise ValueError(f"content[{i}].text must be a string")
+        elif not isinstance(v, str):
+            raise ValueError("content must be a string or a list of text parts")
+        return v
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
 class CreateAgent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -126,7 +176,7 @@ class CreateAgent(BaseModel):
     metadata: dict[str, Any] | None = None
     system: str | None = None
     agent_type: AgentType = "letta_v1_agent"
-    initial_message_sequence: list[dict[str, Any]] | None = None
+    initial_message_sequence: list[InitialMessage] | None = None
     include_base_tools: bool = True
     include_base_tool_rules: bool | None = None
     model: ModelHandle | None = None

@@ -32,6 +32,7 @@ async def test_send_message_as_assistant_message_or_tool_call(api_server: ApiSer
     assert "assistant_message" not in [m.message_type for m in listed.items]
     listed_default = await client.agents.messages.list(agent.id, order="asc")
     assert [m.content for m in listed_default.items if m.message_type == "assistant_message"] == [
+        "More human than human is our motto.",  # Letta's boot sequence, there since the agent was created
         "Hello!",
         "Hi again.",
     ]

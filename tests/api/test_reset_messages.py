@@ -5,6 +5,7 @@ or a tool call waits for approval."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
@@ -43,6 +44,40 @@ async def test_reset_keeps_the_system_message_and_the_recall(api_server: ApiServ
     assert (await client.agents.retrieve(agent.id)).message_ids == (before.message_ids or [])[:1]
     with pytest.raises(NotFoundError):
         await client.agents.messages.reset("agent-00000000-0000-4000-8000-000000000000")
+
+
+async def test_reset_with_default_initial_messages_reboots_a_memgpt_agent(
+    api_server: ApiServer, mnemo: Mnemo
+) -> None:
+    client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
+    agent = await create_agent(client, mnemo, agent_type="memgpt_agent", memory_blocks=[])
+    created = agent.message_ids or []
+    assert len(created) == 4  # system + Letta's boot sequence
+    mnemo.fake.script(Reply.tool_call("send_message", {"message": "Hello."}))
+    await client.agents.messages.create(agent.id, input="first")
+    assert len((await client.agents.retrieve(agent.id)).message_ids or []) == 7
+
+    await client.agents.messages.reset(agent.id, add_default_initial_messages=True)
+    after = (await client.agents.retrieve(agent.id)).message_ids or []
+    assert after[0] == created[0] and len(after) == 4
+    assert not set(after[1:]) & set(created[1:])  # a fresh boot sequence, not the old one back
+
+    mnemo.fake.script(Reply.tool_call("send_message", {"message": "Hello again."}))
+    await client.agents.messages.create(agent.id, input="second")
+    sent = mnemo.fake.chat_requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "assistant", "tool", "user", "user"]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "message": "More human than human is our motto."
+    }
+    assert sent[2]["tool_call_id"] == sent[1]["tool_calls"][0]["id"]
+    assert json.loads(sent[3]["content"])["type"] == "login"
+    assert "second" in sent[4]["content"]
+    # 4 created + 3 of the first turn + 3 booted again = 10 stored, 4 in context before "second".
+    assert "6 previous messages between you and the user" in sent[0]["content"]
+
+    # Without the option, a memgpt agent keeps its system message only.
+    await client.agents.messages.reset(agent.id)
+    assert (await client.agents.retrieve(agent.id)).message_ids == created[:1]
 
 
 async def test_reset_is_refused_while_a_run_is_in_progress(api_server: ApiServer, mnemo: Mnemo) -> None:

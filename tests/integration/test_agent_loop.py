@@ -126,7 +126,11 @@ async def test_memgpt_v2_agent_heartbeats_and_send_message(mnemo: Mnemo) -> None
 
     out = [lm for m in await mnemo.messages(agent.id) for lm in to_letta_messages(m, "memgpt_v2_agent")]
     assistant = [lm for lm in out if lm["message_type"] == "assistant_message"]
-    assert [a["content"] for a in assistant] == ["Got it, tea it is."]
+    # The boot sequence's send_message (no run) comes first, then the run's own.
+    assert [(a["content"], a["run_id"]) for a in assistant] == [
+        ("More human than human is our motto.", None),
+        ("Got it, tea it is.", run.id),
+    ]
 
 
 async def test_memgpt_v2_without_tool_call_stops_with_no_tool_call(mnemo: Mnemo) -> None:
