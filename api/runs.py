@@ -41,8 +41,8 @@ async def _read_nothing(_s: AsyncSession, _run: RunRow) -> None:
     return None
 
 
-# Decides a run's input inside the transaction that records it, given the agent's row.
-Planner = Callable[[AsyncSession, AgentRow], Awaitable[InputPlan]]
+# Decides a run's input inside the transaction that records it.
+Planner = Callable[[AsyncSession], Awaitable[InputPlan]]
 
 
 class RunService:
@@ -108,7 +108,7 @@ class RunService:
         """Persist the run and its input, then hand it to the agent's workflow. Returns the run row.
         `approval`: the input answers calls waiting for approval (it goes ahead of queued runs)."""
 
-        async def fixed(_s: AsyncSession, _agent: AgentRow) -> InputPlan:
+        async def fixed(_s: AsyncSession) -> InputPlan:
             return InputPlan(messages=messages, approval=approval)
 
         return await self.send_planned(
@@ -135,7 +135,7 @@ class RunService:
         of their own. `plan` raises to refuse the request; nothing is recorded then."""
         async with self.db.transaction() as s:
             agent = await load_agent(s, agent_id)
-            planned = await plan(s, agent)
+            planned = await plan(s)
             run = await create_run(
                 s,
                 agent,

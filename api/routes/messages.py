@@ -152,7 +152,7 @@ def _check_streaming_options(body: LettaStreamingRequest) -> None:
 async def _start(services: Services, agent_id: str, body: LettaRequest, **extra: Any) -> RunRow:
     items = list(body.messages or [])
 
-    async def plan(s: AsyncSession, _agent: AgentRow) -> InputPlan:
+    async def plan(s: AsyncSession) -> InputPlan:
         planned = await plan_input(s, agent_id, items, body.input_messages())
         if body.client_tools:
             planned.request_config["client_tools"] = [
