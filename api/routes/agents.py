@@ -125,6 +125,8 @@ async def update(
         ) from exc
     except NotSupportedYet as exc:
         raise not_supported(str(exc)) from exc
+    except AgentBusy as exc:
+        raise conflict(str(exc)) from exc
     async with services.db.session() as s:
         return await full_state(s, row)
 

@@ -22,6 +22,7 @@ from mnemo.embeddings import resolve_embedding_config
 from mnemo.llm.config import resolve_llm_config
 from mnemo.runtime.agents import NotFound, recompile_system_message
 from mnemo.runtime.context import load_agent
+from mnemo.runtime.reset import check_context_editable
 from mnemo.schemas.agent_update import UNSUPPORTED_FIELDS, UpdateAgent
 from mnemo.store.tables import AgentBlockRow, AgentRow, AgentToolRow, BlockRow, MessageRow, ToolRow
 
@@ -86,6 +87,8 @@ async def update_agent(
         raise NotSupportedYet(f"Mnemo does not support these agent fields yet: {what}")
     agent = await load_agent(session, agent_id, for_update=True)
     given = req.given()
+    if "message_ids" in given:
+        await check_context_editable(session, agent.id, keeps=given["message_ids"] or ())
     for field, attr in PLAIN_FIELDS.items():
         if field in given:
             setattr(agent, attr, given[field])

@@ -8,6 +8,7 @@ Mnemo keeps them in Postgres: they leave the context but stay in recall memory (
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlmodel import col, select
@@ -30,7 +31,7 @@ class AgentBusy(RuntimeError):
         super().__init__(
             message
             or f"Agent {agent_id} has runs in progress ({', '.join(run_ids)}); wait for them to end or cancel "
-            f"them (POST /v1/agents/{agent_id}/messages/cancel) before resetting its messages"
+            f"them (POST /v1/agents/{agent_id}/messages/cancel) before replacing its in-context messages"
         )
         self.run_ids = run_ids
 
@@ -44,6 +45,25 @@ async def active_run_ids(session: AsyncSession, agent_id: str) -> list[str]:
     return list((await session.exec(stmt)).all())
 
 
+async def check_context_editable(session: AsyncSession, agent_id: str, keeps: Collection[str] = ()) -> None:
+    """Raise `AgentBusy` unless the agent's in-context messages may be replaced now: no run queued or
+    running (it would lose half a turn), and no approval request waiting unless the new context `keeps`
+    it (dropped, it would stay pending in the agent workflow yet be invisible to the API). Call with
+    the agent row locked."""
+    busy = await active_run_ids(session, agent_id)
+    if busy:
+        raise AgentBusy(agent_id, busy)
+    waiting = await pending_approval(session, agent_id)
+    if waiting is not None and waiting[0].id not in keeps:
+        raise AgentBusy(
+            agent_id,
+            [],
+            f"Agent {agent_id} is waiting for approval of tool calls {', '.join(waiting[1])}; approve or deny "
+            f"them (an approval message to POST /v1/agents/{agent_id}/messages) before replacing its "
+            "in-context messages",
+        )
+
+
 async def reset_messages(
     session: AsyncSession, agent_id: str, *, add_default_initial_messages: bool = False
 ) -> AgentRow:
@@ -54,18 +74,7 @@ async def reset_messages(
     waits for this transaction, and then sees the reset context.
     """
     agent = await load_agent(session, agent_id, for_update=True)
-    busy = await active_run_ids(session, agent_id)
-    if busy:
-        raise AgentBusy(agent_id, busy)
-    waiting = await pending_approval(session, agent_id)
-    if waiting is not None:
-        # The request would leave the context but stay pending, refusing every new message.
-        raise AgentBusy(
-            agent_id,
-            [],
-            f"Agent {agent_id} is waiting for approval of tool calls {', '.join(waiting[1])}; approve or deny "
-            f"them (an approval message to POST /v1/agents/{agent_id}/messages) before resetting its messages",
-        )
+    await check_context_editable(session, agent_id)
     # letta_v1_agent and sleeptime_agent have no default initial messages: only heartbeat agents boot.
     boot = default_initial_messages(agent, datetime.now(UTC)) if add_default_initial_messages else []
     await put_after_system(session, agent, boot)

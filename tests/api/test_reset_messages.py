@@ -140,3 +140,46 @@ async def test_reset_is_refused_while_a_tool_call_waits_for_approval(
     assert denied.stop_reason.stop_reason == "end_turn"
     await client.agents.messages.reset(agent.id)
     assert len((await client.agents.retrieve(agent.id)).message_ids or []) == 1
+
+
+async def test_replacing_message_ids_is_refused_while_a_run_is_in_progress(
+    api_server: ApiServer, mnemo: Mnemo
+) -> None:
+    client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
+    agent = await create_agent(client, mnemo, memory_blocks=[])
+    system_id = (agent.message_ids or [])[0]
+    mnemo.fake.script(Reply.text("slow", delay=1.5))
+    run = await client.agents.messages.create_async(agent.id, input="take your time")
+    for _ in range(200):
+        if mnemo.fake.chat_requests:
+            break
+        await asyncio.sleep(0.02)
+    with pytest.raises(ConflictError, match=run.id):
+        await client.agents.update(agent.id, message_ids=[system_id])
+    done = await mnemo.runs.wait(run.id, timeout=60)
+    assert done.status == "completed"
+    assert len((await mnemo.agent(agent.id)).message_ids) == 3  # the refused update changed nothing
+
+
+async def test_replacing_message_ids_keeps_a_pending_approval_request(
+    api_server: ApiServer, mnemo: Mnemo
+) -> None:
+    """Dropping a waiting approval request from the context is refused (the agent workflow would still
+    hold it, invisible to the API); a new context that keeps it is accepted."""
+    client = AsyncLetta(base_url=api_server.base_url, max_retries=0)
+    agent = await create_agent(client, mnemo, memory_blocks=[])
+    await client.agents.tools.update_approval(
+        "conversation_search", agent_id=agent.id, body_requires_approval=True
+    )
+    mnemo.fake.script(Reply.tool_call("conversation_search", {"query": "tea"}, id="call_search_2"))
+    response = await client.agents.messages.create(agent.id, input="what did I say about tea?")
+    assert response.stop_reason.stop_reason == "requires_approval"
+    system_id, user_id, request_id = (await client.agents.retrieve(agent.id)).message_ids or []
+
+    with pytest.raises(ConflictError, match="call_search_2"):
+        await client.agents.update(agent.id, message_ids=[system_id, user_id])
+    kept = await client.agents.update(agent.id, message_ids=[system_id, request_id])
+    assert kept.message_ids == [system_id, request_id]
+    state = await client.agents.retrieve(agent.id, include=["agent.pending_approval"])
+    assert state.pending_approval is not None
+    assert state.pending_approval.tool_call.tool_call_id == "call_search_2"
