@@ -57,7 +57,9 @@ async def _connect(settings: Settings) -> Services:
         raise HTTPException(
             503, f"Temporal at {settings.temporal_target} is unavailable ({exc}); start it with `mnemo up`"
         ) from exc
-    runs = RunService(client, db, settings.task_queue, settings.run_policy())
+    runs = RunService(
+        client, db, settings.task_queue, settings.run_policy(), outage_grace_s=settings.db_outage_grace_s
+    )
     await runs.start()
     return Services(settings, db, runs)
 

@@ -9,6 +9,8 @@ handlers are the net under them, so that bad input never ends as a 500:
 - database integrity errors: unique violations (a race the route's own check lost) → 409, a
   reference to a row that no longer exists → 404, a check/not-null violation → 422;
 - database data errors (a value Postgres cannot store: out of range, bad syntax) → 422.
+- an unreachable database → 503 (retry later); a run whose wait outlasted the outage grace → 503 naming
+  the run, without retry (sending again would start the message a second time).
 
     install_error_handlers(app)   # in create_app, once
 """
@@ -21,7 +23,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
+
+from api.db_outage import DatabaseUnavailable
 
 # Unique constraints whose violation has a better explanation than the constraint's name.
 CONFLICT_MESSAGES: dict[str, str] = {
@@ -107,9 +111,27 @@ async def _data_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": f"Invalid value: {primary}"})
 
 
+async def _database_unreachable(_: Request, exc: Exception) -> JSONResponse:
+    # The request's transaction was rolled back with its connection: it changed nothing, so it may be
+    # sent again (a request that had already started a run waits the outage out, api/db_outage.py).
+    primary = _diag(exc)[2]
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"The database is unreachable right now ({primary}); try again in a few seconds."},
+        headers={"Retry-After": "2"},
+    )
+
+
+async def _run_outlived_outage_grace(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=503, content={"detail": str(exc)}, headers=NO_RETRY)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on `app`. Safe to call more than once."""
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(LookupError, _not_found)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(OperationalError, _database_unreachable)
+    app.add_exception_handler(InterfaceError, _database_unreachable)
+    app.add_exception_handler(DatabaseUnavailable, _run_outlived_outage_grace)

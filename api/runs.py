@@ -15,6 +15,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.db_outage import CONNECTION_ERRORS, OutageClock
 from api.run_waiter import RunWaiter
 from mnemo import search_attributes as sa
 from mnemo.runtime.context import load_agent
@@ -35,6 +36,7 @@ class InputPlan(BaseModel):
 
 
 T = TypeVar("T")
+DEFAULT_OUTAGE_GRACE_S = 120.0
 
 
 async def _read_nothing(_s: AsyncSession, _run: RunRow) -> None:
@@ -47,12 +49,20 @@ Planner = Callable[[AsyncSession], Awaitable[InputPlan]]
 
 class RunService:
     def __init__(
-        self, client: Client, db: Database, task_queue: str, policy: RunPolicy | None = None
+        self,
+        client: Client,
+        db: Database,
+        task_queue: str,
+        policy: RunPolicy | None = None,
+        *,
+        outage_grace_s: float = DEFAULT_OUTAGE_GRACE_S,
     ) -> None:
         self.client = client
         self.db = db
         self.task_queue = task_queue
         self.policy = policy or RunPolicy()
+        # How long a waiter rides out an unreachable database (api/db_outage.py).
+        self.outage_grace_s = outage_grace_s
         self.waiter = RunWaiter(db.url)
 
     async def start(self) -> None:
@@ -232,16 +242,24 @@ class RunService:
     ) -> tuple[RunRow, T]:
         """`wait`, then `read` what the run left (its messages, say) in the session that saw it end."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = OutageClock(run_id, self.outage_grace_s)
+        status = "unknown"
         with self.waiter.subscribe(run_id) as event:
             while True:
-                async with self.db.session() as s:
-                    run = await s.get(RunRow, run_id)
-                    if run is None:
-                        raise LookupError(f"run {run_id} not found")
-                    if run.status in TERMINAL_STATUSES:
-                        return run, await read(s, run)
+                try:
+                    async with self.db.session() as s:
+                        run = await s.get(RunRow, run_id)
+                        if run is None:
+                            raise LookupError(f"run {run_id} not found")
+                        if run.status in TERMINAL_STATUSES:
+                            return run, await read(s, run)
+                        status = run.status
+                except CONNECTION_ERRORS as exc:
+                    outage.failed(exc)  # the run goes on without us: read again at the next wake-up
+                else:
+                    outage.recovered()
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"run {run_id} is still {run.status} after {timeout}s")
+                    raise TimeoutError(f"run {run_id} is still {status} after {timeout}s")
                 await self.waiter.wait_event(event)
 
     async def agent_exists(self, agent_id: str) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 
+from api.db_outage import CONNECTION_ERRORS, DatabaseUnavailable, OutageClock
 from api.runs import RunService
 from mnemo.runtime import events
 from mnemo.runtime.runs import TERMINAL_STATUSES
@@ -74,36 +75,59 @@ async def tail(
     cursor = starting_after
     from_request = types is None
     last_sent = time.monotonic()
+    outage = OutageClock(run_id, service.outage_grace_s)
     with service.waiter.subscribe(run_id) as woken:
         while True:
-            async with service.db.session() as s:
-                # The run first: when it was already finished, its closing events (committed with the
-                # status) are in the read that follows, so an empty read really means the end.
-                run = await s.get(RunRow, run_id)
-                batch = await events.read(s, run_id, cursor, BATCH)
-            if from_request:
-                types, from_request = requested_types(run), False
-            for event in batch:
-                cursor = int(event.get("seq_id", cursor + 1))
-                if not wanted(event, stream_tokens=stream_tokens, types=types):
+            batch: list[dict[str, Any]] | None = None
+            try:
+                async with service.db.session() as s:
+                    # The run first: when it was already finished, its closing events (committed with
+                    # the status) are in the read that follows, so an empty read really means the end.
+                    run = await s.get(RunRow, run_id)
+                    batch = await events.read(s, run_id, cursor, BATCH)
+            except CONNECTION_ERRORS as exc:
+                try:
+                    outage.failed(exc)  # the stream stays open (and pinged) until the database is back
+                except DatabaseUnavailable as gone:
+                    # Not a run's error: the client resumes this stream from `cursor` later.
+                    yield _sse(
+                        json.dumps(
+                            {
+                                "message_type": "error_message",
+                                "run_id": run_id,
+                                "error_type": "database_unavailable",
+                                "message": str(gone),
+                            }
+                        ),
+                        "error",
+                    )
+                    return
+            else:
+                outage.recovered()
+            if batch is not None:
+                if from_request:
+                    types, from_request = requested_types(run), False
+                for event in batch:
+                    cursor = int(event.get("seq_id", cursor + 1))
+                    if not wanted(event, stream_tokens=stream_tokens, types=types):
+                        continue
+                    data = json.dumps(_public(event), ensure_ascii=False)
+                    if event.get("message_type") == "error_message":
+                        yield _sse(data, "error")
+                    else:
+                        yield _sse(data)
+                    last_sent = time.monotonic()
+                    if event.get("message_type") == "usage_statistics":
+                        yield _sse("[DONE]")
+                        return
+                if batch:
                     continue
-                data = json.dumps(_public(event), ensure_ascii=False)
-                if event.get("message_type") == "error_message":
-                    yield _sse(data, "error")
-                else:
-                    yield _sse(data)
-                last_sent = time.monotonic()
-                if event.get("message_type") == "usage_statistics":
+                if run is None:
+                    return
+                if run.status in TERMINAL_STATUSES and run.usage is not None:
+                    # Finished, and its closing events were read above (or are older than the cursor).
                     yield _sse("[DONE]")
                     return
-            if batch:
-                continue
-            if run is None:
-                return
-            if run.status in TERMINAL_STATUSES and run.usage is not None:
-                # Finished, and its closing events were read above (or are older than the cursor).
-                yield _sse("[DONE]")
-                return
             await service.waiter.wait_event(woken)
             if include_pings and time.monotonic() - last_sent >= PING_INTERVAL_S:
                 yield _sse(json.dumps({"message_type": "ping"}))

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     local_activities: bool = Field(default=False, alias="MNEMO_LOCAL_ACTIVITIES")
     # How long a tool call waits for a human's approval before it is denied (default 24 h).
     approval_timeout_s: float = Field(default=86_400.0, gt=0, alias="MNEMO_APPROVAL_TIMEOUT_S")
+    # How long a request waiting on a run (a sync send, a stream) rides out an unreachable database
+    # before it answers 503 with the run's id (api/db_outage.py).
+    db_outage_grace_s: float = Field(default=120.0, gt=0, alias="MNEMO_DB_OUTAGE_GRACE_S")
 
     # Where custom tools run unless the tool or the agent says otherwise: local (bubblewrap), docker, e2b.
     sandbox: Literal["local", "docker", "e2b"] = Field(default="local", alias="MNEMO_SANDBOX")
