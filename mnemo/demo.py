@@ -116,7 +116,7 @@ def main() -> int:
                 _show(message)
                 run_id = message.get("run_id") or run_id
             console.print(
-                f"[dim]({body['stop_reason']['stop_reason']}, {body['usage']['step_count']} steps)[/]\n"
+                f"[dim]({body['stop_reason']['stop_reason']}, {_steps(body['usage']['step_count'])})[/]\n"
             )
         blocks = http.get(f"/agents/{agent['id']}", params={"include": "agent.blocks"}).json()["blocks"]
         human = next(b["value"] for b in blocks if b["label"] == "human")
@@ -133,3 +133,7 @@ def main() -> int:
 if __name__ == "__main__":
     sys.stdout.flush()
     os._exit(main())
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
