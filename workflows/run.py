@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ToolOutcome,
         run_status_for,
     )
-    from mnemo.tools.solver import NON_USER_PREFIX, RuleSolver, required_reason
+    from mnemo.tools.solver import NON_USER_PREFIX, Prefill, RuleSolver, required_reason
     from workflows import names
 
 HEARTBEAT_REASON = (
@@ -110,6 +110,7 @@ class RunWorkflow:
         self, inp: RunInput, start: ResumePoint
     ) -> tuple[str, str | None, int] | None:
         """Carry out a human's answer to pending calls (run, deny, or take the client's return)."""
+        prefills = self._solver.prefills()  # Letta computes them once, before the approved calls run
         try:
             for call in start.approvals:
                 done = await self._tool(
@@ -119,8 +120,12 @@ class RunWorkflow:
                     call.tool_name,
                     approval_of=call.message_id,
                     report_output=self._solver.reports_output(call.tool_name),
+                    prefill=prefills.get(call.tool_name),
                 )
-                self._solver.record(call.tool_name, done.output)
+                if done.prefill_error and len(start.approvals) == 1:
+                    return "invalid_tool_call", None, 0
+                if not done.prefill_error:  # a refused call is not in the rules' history (Letta)
+                    self._solver.record(call.tool_name, done.output)
         except ACTIVITY_FAILURES as err:
             return "error", _cause(err), 0
         return None
@@ -150,7 +155,7 @@ class RunWorkflow:
                 return "cancelled", None, step
             overflows = 0
             try:
-                violated, waiting = await self._run_calls(inp, step, outcome, allowed)
+                violated, waiting, invalid = await self._run_calls(inp, step, outcome, allowed)
             except ACTIVITY_FAILURES as err:
                 return "error", _cause(err), step + 1
             if waiting:
@@ -160,6 +165,8 @@ class RunWorkflow:
                 stopped = await self._compact(inp, step, 0, "post_step_context_check")
                 if stopped is not None:
                     return stopped
+            if invalid and len(outcome.tool_calls) == 1:  # Letta: a refused prefill ends the step's loop
+                return "invalid_tool_call", None, step + 1
             decided = _decide(outcome, last=step + 1 >= inp.max_steps, solver=self._solver, violated=violated)
             if isinstance(decided, tuple):
                 return decided[0], decided[1], step + 1
@@ -199,10 +206,11 @@ class RunWorkflow:
 
     async def _run_calls(
         self, inp: RunInput, step: int, outcome: StepOutcome, allowed: list[str] | None
-    ) -> tuple[bool, bool]:
+    ) -> tuple[bool, bool, bool]:
         """Run the step's tool calls, skipping those that wait for approval; (a rule was broken, some
-        call waits for a human)."""
-        violated = waiting = False
+        call waits for a human, a rule's prefilled arguments did not fit their tool)."""
+        prefills = self._solver.prefills()  # as the model saw them: nothing has run in this step yet
+        violated = waiting = invalid = False
         for call in outcome.tool_calls:
             if allowed is not None and call.name not in allowed:
                 violated = True
@@ -213,10 +221,18 @@ class RunWorkflow:
                 waiting = True
             else:
                 done = await self._tool(
-                    inp, step, call.id, call.name, report_output=self._solver.reports_output(call.name)
+                    inp,
+                    step,
+                    call.id,
+                    call.name,
+                    report_output=self._solver.reports_output(call.name),
+                    prefill=prefills.get(call.name),
                 )
-                self._solver.record(call.name, done.output)
-        return violated, waiting
+                if done.prefill_error:
+                    invalid = True  # not run, so not in the rules' history (Letta)
+                else:
+                    self._solver.record(call.name, done.output)
+        return violated, waiting, invalid
 
     async def _llm_step(
         self, inp: RunInput, step: int, heartbeat: str | None, allowed: list[str] | None = None
@@ -257,6 +273,7 @@ class RunWorkflow:
         rejected: str | None = None,
         approval_of: str | None = None,
         report_output: bool = False,
+        prefill: Prefill | None = None,
     ) -> ToolOutcome:
         policy = inp.policy
         arg = ToolInput(
@@ -268,8 +285,10 @@ class RunWorkflow:
             rejected=rejected,
             approval_of=approval_of,
             report_output=report_output,
+            prefilled_args=prefill.args if prefill else None,
+            prefill_source=prefill.source if prefill else None,
         )
-        summary = f"step {step + 1}: tool {name}"
+        summary = f"step {step + 1}: tool {name}" + (" (arguments from a tool rule)" if prefill else "")
         if rejected is not None:
             summary = f"step {step + 1}: refuse {name} (tool rule)"
         elif approval_of is not None:

@@ -46,7 +46,7 @@ from mnemo.sandbox.select import backend_for, runner
 from mnemo.schemas.runs import ToolInput, ToolOutcome
 from mnemo.store.db import Database
 from mnemo.store.tables import MessageRow, RunEventRow, ToolRow
-from mnemo.tools.rules import prefilled_args
+from mnemo.tools.prefill import INVALID_PREFILL, InvalidPrefill, merge_prefilled, prefill_error
 
 INTERRUPTED = (
     "Error: the tool was interrupted before it returned (its worker stopped). It was not run again, "
@@ -82,12 +82,15 @@ async def _recorded(db: Database, inp: ToolInput) -> ToolOutcome | None:
             ).one_or_none()
     if row is None:
         return None
-    output = row.tool_returns[0].get("tool_return") if (inp.report_output and row.tool_returns) else None
+    raw = row.tool_returns[0].get("tool_return") if row.tool_returns else None
+    output = raw if inp.report_output else None
     return ToolOutcome(
         tool_call_id=inp.tool_call_id,
         message_id=row.id,
         ok=not row.is_err,
         output=None if output is None else str(output),
+        # A retry after the refusal was recorded must still stop the run as the first attempt would.
+        prefill_error=bool(inp.prefilled_args and row.is_err and str(raw).startswith(INVALID_PREFILL)),
     )
 
 
@@ -130,7 +133,13 @@ async def execute_tool(
             f"Error parsing arguments for {inp.tool_name}: {exc}. Arguments must be a JSON object matching the tool's schema.",
         )
     args.pop("request_heartbeat", None)
-    args |= prefilled_args(ctx.agent.tool_rules or [], inp.tool_name)
+    if inp.prefilled_args:
+        try:
+            args = merge_prefilled(tool.json_schema, tool.name, args, inp.prefilled_args)
+        except InvalidPrefill as exc:
+            refused = await _refuse(db, inp, ctx, tool, prefill_error(inp.prefill_source, exc))
+            return refused.model_copy(update={"prefill_error": True})
+        await _show_prefilled(db, inp)
     args = {**TOOL_ARG_DEFAULTS.get(tool.name, {}), **{k: v for k, v in args.items() if v is not None}}
 
     if tool.name in MEMORY_TOOL_NAMES:
@@ -183,6 +192,26 @@ async def _find_call(session: AsyncSession, inp: ToolInput) -> str | None:
         if call.get("id") == inp.tool_call_id:
             return (call.get("function") or {}).get("arguments") or "{}"
     raise LookupError(f"tool call {inp.tool_call_id} not found in step {inp.step_index} of run {inp.run_id}")
+
+
+async def _show_prefilled(db: Database, inp: ToolInput) -> None:
+    """Store the call with the rule's arguments in place, as Letta records it: the transcript (and the
+    model, next step) sees what actually ran. Rewriting it again on a retry changes nothing."""
+    assert inp.prefilled_args is not None
+    async with db.transaction() as s:
+        msg = await s.get(MessageRow, call_message_id(inp), with_for_update=True)
+        if msg is None or not msg.tool_calls:
+            return
+        calls = []
+        for call in msg.tool_calls:
+            if call.get("id") == inp.tool_call_id:
+                fn = dict(call.get("function") or {})
+                fn["arguments"] = json.dumps(
+                    {**json.loads(fn.get("arguments") or "{}"), **inp.prefilled_args}
+                )
+                call = {**call, "function": fn}
+            calls.append(call)
+        msg.tool_calls = calls
 
 
 async def _write_return(

@@ -83,6 +83,16 @@ TOOL_RULE_TYPES = (
 )
 
 
+class ToolCallNode(BaseModel):
+    """Letta's `ToolCallNode`: arguments a `constrain_child_tools` rule fixes for one of its children
+    when that child is called right after the parent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = Field(min_length=1)
+    args: dict[str, Any] | None = None
+
+
 class ToolRule(BaseModel):
     """One of Letta's nine tool rules; the fields each type needs are checked here, so a bad rule is
     a 422 at create/update time instead of a surprise mid-run."""
@@ -98,11 +108,20 @@ class ToolRule(BaseModel):
     require_output_mapping: bool | None = None
     max_count_limit: int | None = Field(default=None, ge=1)
     args: dict[str, Any] | None = None
+    child_arg_nodes: list[ToolCallNode] | None = None
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> ToolRule:
         if self.type in ("constrain_child_tools", "parent_last_tool") and not self.children:
             raise ValueError(f"a {self.type} rule needs `children`: the tools allowed after {self.tool_name}")
+        if self.child_arg_nodes and self.type != "constrain_child_tools":
+            raise ValueError("`child_arg_nodes` belongs on a constrain_child_tools rule only")
+        for node in self.child_arg_nodes or []:
+            if node.name not in (self.children or []):
+                raise ValueError(
+                    f"`child_arg_nodes` names {node.name!r}, which is not one of the children of "
+                    f"{self.tool_name}: {self.children}"
+                )
         if self.type == "conditional" and not self.child_output_mapping:
             raise ValueError(
                 "a conditional rule needs `child_output_mapping` with at least one output → tool"

@@ -231,6 +231,10 @@ class ToolInput(Payload):
     # The call waited for approval in this message; this run's input says what the human decided.
     approval_of: str | None = None
     report_output: bool = False  # return the tool's output (a conditional rule reads it)
+    # Arguments a tool rule fixes for this call (run_first args, or a child_arg_node right after the
+    # parent): they override the model's, and the call is refused if they do not fit the tool's schema.
+    prefilled_args: dict[str, Any] | None = None
+    prefill_source: str | None = None  # which rule, for the error text (Letta's provenance)
 
 
 class ToolOutcome(Payload):
@@ -239,6 +243,7 @@ class ToolOutcome(Payload):
     ok: bool
     interrupted: bool = False  # a non-idempotent tool was cut off before its result was recorded
     output: str | None = None  # only when asked for (report_output)
+    prefill_error: bool = False  # not run: the rule's prefilled arguments did not fit (invalid_tool_call)
 
 
 class FinishInput(Payload):

@@ -42,15 +42,6 @@ def terminal_tools(rules: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     return frozenset(r["tool_name"] for r in rules if r.get("type") == "exit_loop")
 
 
-def prefilled_args(rules: Iterable[Mapping[str, Any]], tool_name: str) -> dict[str, Any]:
-    """Arguments a rule fixes for a tool (Letta's `args` on a rule): they override the model's."""
-    out: dict[str, Any] = {}
-    for rule in rules:
-        if rule.get("tool_name") == tool_name and isinstance(rule.get("args"), dict):
-            out |= rule["args"]
-    return out
-
-
 def continue_tools(rules: Iterable[Mapping[str, Any]]) -> frozenset[str]:
     return frozenset(r["tool_name"] for r in rules if r.get("type") == "continue_loop")
 

@@ -8,7 +8,7 @@ called in this request) and asks it before and after every step.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from mnemo.tools.rules import rule_prompt
 
@@ -28,6 +28,13 @@ CONTROL_RULE_TYPES = frozenset(
 CHILD_BASED = ("constrain_child_tools", "conditional", "max_count_per_step")
 FORCING = ("constrain_child_tools", "conditional", "parent_last_tool")
 HINTED = ("run_first", "continue_loop", *CHILD_BASED, "parent_last_tool", "exit_loop")
+
+
+class Prefill(NamedTuple):
+    """Arguments a rule fixes for the next call of a tool, and which rule (Letta's provenance text)."""
+
+    args: dict[str, Any]
+    source: str
 
 
 def control_rules(rules: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -92,6 +99,30 @@ class RuleSolver:
             for rule in self.of_type(*CHILD_BASED, "parent_last_tool"):
                 result &= self._valid_after(rule, avail)
         return [t for t in self.available if t in result] + sorted(result - avail)
+
+    def prefills(self) -> dict[str, Prefill]:
+        """Letta's prefilled-args cache for the next step: `run_first` args while no tool has run in
+        this request, then a `constrain_child_tools` rule's `child_arg_nodes` right after its parent;
+        only for tools the step may call. Several rules for one tool merge, the last one winning."""
+        allowed = set(self.allowed() or ())
+        found: dict[str, Prefill] = {}
+
+        def add(tool: str, args: Any, source: str) -> None:
+            if tool in allowed and isinstance(args, dict) and args:
+                found[tool] = Prefill({**(found[tool].args if tool in found else {}), **args}, source)
+
+        if not self.history and self.of_type("run_first"):
+            for rule in self.of_type("run_first"):
+                add(rule["tool_name"], rule.get("args"), f"InitToolRule({rule['tool_name']})")
+            return found
+        last = self.history[-1] if self.history else None
+        for rule in self.of_type("constrain_child_tools"):
+            if rule.get("tool_name") != last:
+                continue
+            for node in rule.get("child_arg_nodes") or []:
+                child = node.get("name")
+                add(str(child), node.get("args"), f"ChildToolRule({last}->{child})")
+        return found
 
     def _valid_after(self, rule: Mapping[str, Any], avail: set[str]) -> set[str]:
         kind, tool = rule.get("type"), rule.get("tool_name")

@@ -176,13 +176,150 @@ async def test_an_agent_without_rules_is_offered_every_tool_and_no_forced_choice
         assert _offered(request) == ["a", "b", "c", "check"] and "tool_choice" not in request
 
 
-async def test_rule_args_override_the_models_arguments(mnemo: Mnemo) -> None:
+def _calls_args(messages: list[Any], tool: str) -> list[dict[str, Any]]:
+    """The recorded arguments of every call of `tool`, in order."""
+    return [
+        json.loads(c["function"]["arguments"])
+        for m in messages
+        for c in m.tool_calls or []
+        if c["function"]["name"] == tool
+    ]
+
+
+async def test_run_first_args_fill_only_the_first_call_of_each_request(mnemo: Mnemo) -> None:
     calls: Counter[str] = Counter()
     agent = await _agent(
         mnemo, calls, [{"tool_name": "check", "type": "run_first", "args": {"answer": "fixed"}}]
     )
-    mnemo.fake.script(Reply.tool_call("check", {"answer": "from the model"}), Reply.text("done"))
-    await mnemo.send(agent.id, "go")
+    mnemo.fake.script(
+        Reply.tool_call("check", {"answer": "from the model"}),
+        Reply.tool_call("check", {"answer": "second call"}),
+        Reply.text("done"),
+    )
+    run = await mnemo.send(agent.id, "go")
+    assert run.stop_reason == "end_turn"
+    # The init phase ends with the first call: the second call keeps the model's arguments.
+    assert _returns(await mnemo.messages(agent.id)) == [("check", "fixed"), ("check", "second call")]
+    # The transcript records what ran, so the model reads the arguments the tool got.
+    assert _calls_args(await mnemo.messages(agent.id), "check") == [
+        {"answer": "fixed"},
+        {"answer": "second call"},
+    ]
+    sent = mnemo.fake.chat_requests[-1]["messages"]
+    shown = [json.loads(c["function"]["arguments"]) for m in sent for c in m.get("tool_calls") or []]
+    assert shown == [{"answer": "fixed"}, {"answer": "second call"}]
+    # A new request starts a new init phase.
+    mnemo.fake.script(Reply.tool_call("check", {"answer": "again"}), Reply.text("done"))
+    await mnemo.send(agent.id, "once more")
+    assert _returns(await mnemo.messages(agent.id))[-1] == ("check", "fixed")
+    assert calls == {"check": 3}
+
+
+async def test_child_arg_nodes_fill_the_named_child_right_after_the_parent(mnemo: Mnemo) -> None:
+    calls: Counter[str] = Counter()
+    rule = {
+        "tool_name": "a",
+        "type": "constrain_child_tools",
+        "children": ["b", "check"],
+        "child_arg_nodes": [{"name": "check", "args": {"answer": "from the rule"}}],
+    }
+    agent = await _agent(mnemo, calls, [rule])
+    mnemo.fake.script(
+        Reply.tool_call("check", {"answer": "before a"}),
+        Reply.tool_call("a", {}),
+        Reply.tool_call("check", {"answer": "model 1"}),
+        Reply.tool_call("check", {"answer": "model 2"}),
+        Reply.text("done"),
+    )
+    run = await mnemo.send(agent.id, "go")
+    assert run.stop_reason == "end_turn"
+    assert _returns(await mnemo.messages(agent.id)) == [
+        ("check", "before a"),  # the parent has not run: no prefill
+        ("a", "a"),
+        ("check", "from the rule"),  # right after the parent
+        ("check", "model 2"),  # no longer right after it
+    ]
+    # The other child gets no arguments from the node.
+    mnemo.fake.script(Reply.tool_call("a", {}), Reply.tool_call("b", {"answer": "model 3"}), Reply.text("ok"))
+    run = await mnemo.send(agent.id, "again")
+    assert run.stop_reason == "end_turn"
+    assert _returns(await mnemo.messages(agent.id))[-1] == ("b", "model 3")
+    assert calls == {"check": 3, "a": 2, "b": 1}
+
+
+async def test_an_invalid_prefill_refuses_the_call_and_stops_the_run(mnemo: Mnemo) -> None:
+    calls: Counter[str] = Counter()
+    rules: list[dict[str, Any]] = [
+        {"tool_name": "check", "type": "run_first", "args": {"nope": 1}},
+        {"tool_name": "check", "type": "constrain_child_tools", "children": ["a"]},
+    ]
+    agent = await _agent(mnemo, calls, rules)
+    mnemo.fake.script(Reply.tool_call("check", {"answer": "hi"}), Reply.text("never asked for"))
+    run = await mnemo.send(agent.id, "go")
+    assert (run.status, run.stop_reason) == ("failed", "invalid_tool_call")
+    assert calls == {} and mnemo.fake.pending == 1  # not run, and the model was called once
+    messages = await mnemo.messages(agent.id)
+    assert _returns(messages) == [
+        (
+            "check",
+            "Invalid prefilled tool arguments from tool rules (source=InitToolRule(check)): "
+            "Unknown argument 'nope' for tool 'check'.",
+        )
+    ]
+    assert _calls_args(messages, "check") == [{"answer": "hi"}]  # what the model asked for, unchanged
+
+
+async def test_a_wrongly_typed_child_prefill_stops_the_run_and_the_agent_carries_on(mnemo: Mnemo) -> None:
+    calls: Counter[str] = Counter()
+    rule = {
+        "tool_name": "a",
+        "type": "constrain_child_tools",
+        "children": ["check"],
+        "child_arg_nodes": [{"name": "check", "args": {"answer": 5}}],
+    }
+    agent = await _agent(mnemo, calls, [rule])
+    mnemo.fake.script(Reply.tool_call("a", {}), Reply.tool_call("check", {"answer": "hi"}), Reply.text("no"))
+    run = await mnemo.send(agent.id, "go")
+    assert (run.status, run.stop_reason) == ("failed", "invalid_tool_call")
+    assert calls == {"a": 1}
+    name, text = _returns(await mnemo.messages(agent.id))[-1]
+    assert (name, text) == (
+        "check",
+        "Invalid prefilled tool arguments from tool rules (source=ChildToolRule(a->check)): "
+        "Invalid value for 'answer': 5 does not match expected schema type 'string'.",
+    )
+    # The next request reads a whole transcript: every call has its return, the refused one too.
+    mnemo.fake.script(Reply.text("still here"))
+    run = await mnemo.send(agent.id, "hello?")
+    assert run.stop_reason == "end_turn"
+    sent = mnemo.fake.chat_requests[-1]["messages"]
+    asked = [c["id"] for m in sent if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    answered = [m["tool_call_id"] for m in sent if m["role"] == "tool"]
+    assert len(asked) == 2 and asked == answered
+    assert "tool_choice" not in mnemo.fake.chat_requests[-1]  # the rules start afresh
+
+
+async def test_an_approved_call_gets_the_init_args_of_its_new_request(mnemo: Mnemo) -> None:
+    from api.approvals import ApprovalCreate, plan_input
+
+    calls: Counter[str] = Counter()
+    rules: list[dict[str, Any]] = [
+        {"tool_name": "check", "type": "run_first", "args": {"answer": "fixed"}},
+        {"tool_name": "check", "type": "requires_approval"},
+    ]
+    agent = await _agent(mnemo, calls, rules)
+    mnemo.fake.script(Reply.tool_call("check", {"answer": "model"}, id="call_1"))
+    run = await mnemo.send(agent.id, "go")
+    assert run.stop_reason == "requires_approval" and calls == {}
+    answer = ApprovalCreate(approvals=[{"tool_call_id": "call_1", "approve": True}])  # type: ignore[list-item]
+    async with mnemo.db.session() as s:
+        plan = await plan_input(s, agent.id, [answer], [])
+    mnemo.fake.script(Reply.text("done"))
+    run = await mnemo.runs.send(
+        agent.id, plan.messages, request_config=plan.request_config, approval=plan.approval
+    )
+    run = await mnemo.runs.wait(run.id, timeout=60)
+    assert run.stop_reason == "end_turn"
     assert _returns(await mnemo.messages(agent.id)) == [("check", "fixed")]
 
 
@@ -197,6 +334,25 @@ async def test_bad_rules_are_refused_when_the_agent_is_created(mnemo: Mnemo) -> 
         {"tool_name": "a", "type": "constrain_child_tools"},
         {"tool_name": "a", "type": "conditional", "child_output_mapping": {}},
         {"tool_name": "a", "type": "max_count_per_step"},
+        {
+            "tool_name": "a",
+            "type": "constrain_child_tools",
+            "children": ["b"],
+            "child_arg_nodes": [{"name": "c"}],
+        },
+        {
+            "tool_name": "a",
+            "type": "constrain_child_tools",
+            "children": ["b"],
+            "child_arg_nodes": [{"args": {}}],
+        },
+        {
+            "tool_name": "a",
+            "type": "constrain_child_tools",
+            "children": ["b"],
+            "child_arg_nodes": [{"name": "b", "args": 1}],
+        },
+        {"tool_name": "a", "type": "parent_last_tool", "children": ["b"], "child_arg_nodes": [{"name": "b"}]},
     ):
         with pytest.raises(pydantic.ValidationError):
             CreateAgent(tool_rules=[rule])  # type: ignore[list-item]
