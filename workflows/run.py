@@ -67,7 +67,7 @@ class RunWorkflow:
             start_to_close_timeout=SHORT,
             summary="resume run" if inp.resume else "start run",
         )
-        self._solver = RuleSolver(start.tool_rules, start.tool_names)
+        self._solver = RuleSolver(start.tool_rules, start.tool_names, start.tool_history, start.last_output)
         stopped = await self._answer_approvals(inp, start) if start.first_step == 0 else None
         stop_reason, error, steps = stopped or await self._loop(inp, start.first_step)
         finished: FinishOutcome = await workflow.execute_local_activity(

@@ -158,8 +158,9 @@ async def start_run(db: Database, inp: RunInput) -> ResumePoint:
         await s.execute(_MARK_RUNNING, {"run_id": inp.run_id})
         for name, value in (("status", "running"), ("stop_reason", None), ("completed_at", None)):
             set_committed_value(run, name, value)  # what the row now holds, without a second write
-        controls = await run_controls(s, run)
-    return ResumePoint(first_step=int(last_ok) if last_ok is not None else 0, **controls)
+        first_step = int(last_ok) if last_ok is not None else 0
+        controls = await run_controls(s, run, first_step)
+    return ResumePoint(first_step=first_step, **controls)
 
 
 async def finish_run(db: Database, inp: FinishInput) -> FinishOutcome:

@@ -47,6 +47,7 @@ from mnemo.schemas.runs import ToolInput, ToolOutcome
 from mnemo.store.db import Database
 from mnemo.store.tables import MessageRow, RunEventRow, ToolRow
 from mnemo.tools.prefill import INVALID_PREFILL, InvalidPrefill, merge_prefilled, prefill_error
+from mnemo.tools.solver import CONSTRAINT_ERROR
 
 INTERRUPTED = (
     "Error: the tool was interrupted before it returned (its worker stopped). It was not run again, "
@@ -118,7 +119,7 @@ async def execute_tool(
             inp,
             ctx,
             None,
-            f"[ToolConstraintError] Cannot call {inp.tool_name}, valid tools include: {valid}.",
+            f"{CONSTRAINT_ERROR} Cannot call {inp.tool_name}, valid tools include: {valid}.",
         )
     try:
         args = json.loads(call or "{}")

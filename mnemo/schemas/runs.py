@@ -175,6 +175,9 @@ class ResumePoint(Payload):
     # max count, required before exit), so other runs' history stays as small as before.
     tool_rules: list[dict[str, Any]] = Field(default_factory=list)
     tool_names: list[str] = Field(default_factory=list)
+    # A resumed run's tools already run (the rules' history) and the last one's output.
+    tool_history: list[str] = Field(default_factory=list)
+    last_output: str | None = None
     approvals: list[ApprovalCall] = Field(default_factory=list)
 
 

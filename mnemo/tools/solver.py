@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from mnemo.tools.rules import rule_prompt
 
 NON_USER_PREFIX = "[This is an automated system message hidden from the user] "
+CONSTRAINT_ERROR = "[ToolConstraintError]"
 # Rule types the workflow needs to see; `exit_loop`, `continue_loop` and `requires_approval` are
 # flagged per call by the step itself (ToolCallRef), so they never travel in history.
 CONTROL_RULE_TYPES = frozenset(
@@ -192,7 +193,7 @@ class RuleSolver:
             if hints
             else ""
         )
-        return f"[ToolConstraintError] Cannot call {name}, valid tools include: {allowed}.{hint}"
+        return f"{CONSTRAINT_ERROR} Cannot call {name}, valid tools include: {allowed}.{hint}"
 
 
 def required_reason(missing: list[str]) -> str:

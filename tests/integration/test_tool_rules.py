@@ -356,3 +356,34 @@ async def test_bad_rules_are_refused_when_the_agent_is_created(mnemo: Mnemo) -> 
     ):
         with pytest.raises(pydantic.ValidationError):
             CreateAgent(tool_rules=[rule])  # type: ignore[list-item]
+
+
+async def test_a_resumed_run_keeps_the_tools_it_already_ran(mnemo: Mnemo) -> None:
+    """Resumed after a provider outage, a run's rules still know what it ran before: run_first is over
+    (no forced call of b again), and max_count_per_step still counts b's earlier call."""
+    from mnemo.fakellm import Fault
+    from tests.fixtures.mnemo import TEST_POLICY
+
+    calls: Counter[str] = Counter()
+    rules = [
+        {"tool_name": "b", "type": "run_first"},
+        {"tool_name": "b", "type": "max_count_per_step", "max_count_limit": 1},
+    ]
+    agent = await _agent(mnemo, calls, rules)
+    # Steps 0 and 1 succeed (b, then a); step 2's model call fails for good. The resume starts again
+    # at step 1 (the last successful step, to finish its tool calls): step 0's call of b is history.
+    mnemo.fake.script(
+        Reply.tool_call("b", {}),
+        Reply.tool_call("a", {}),
+        *[Fault.server_error(500) for _ in range(TEST_POLICY.llm_max_attempts)],
+    )
+    run = await mnemo.send(agent.id, "go")
+    assert (run.status, run.stop_reason) == ("failed", "llm_api_error") and calls == {"b": 1, "a": 1}
+
+    mnemo.fake.script(Reply.text("done"))
+    await mnemo.runs.resume(run.id)
+    resumed = await mnemo.runs.wait(run.id, timeout=60)
+    assert (resumed.status, resumed.stop_reason) == ("completed", "end_turn")
+    assert calls == {"b": 1, "a": 1}
+    after = mnemo.fake.chat_requests[-1]
+    assert _offered(after) == ["a", "c", "check"] and "tool_choice" not in after
