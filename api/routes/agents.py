@@ -21,7 +21,7 @@ from mnemo.runtime.context import agent_tools, load_agent
 from mnemo.runtime.letta_messages import to_letta_messages
 from mnemo.runtime.reset import AgentBusy, reset_messages
 from mnemo.schemas.agent_update import UpdateAgent
-from mnemo.schemas.agents import CreateAgent
+from mnemo.schemas.agents import NOT_BUILT_YET, CreateAgent, unsupported_fields
 from mnemo.store.tables import AgentRow
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -51,6 +51,9 @@ async def full_state(s: AsyncSession, row: AgentRow, include: list[str] | None =
 
 @router.post("/", summary="Create an agent")
 async def create(body: CreateAgent, services: Services = Depends(get_services)) -> dict[str, Any]:
+    unsupported = unsupported_fields(body.model_dump(exclude_unset=True), NOT_BUILT_YET)
+    if unsupported:
+        raise not_supported(unsupported)
     try:
         async with services.db.transaction() as s:
             row = await create_agent(s, body, services.settings)

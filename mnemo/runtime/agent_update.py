@@ -23,7 +23,7 @@ from mnemo.llm.config import resolve_llm_config
 from mnemo.runtime.agents import NotFound, recompile_system_message
 from mnemo.runtime.context import load_agent
 from mnemo.runtime.reset import check_context_editable
-from mnemo.schemas.agent_update import UNSUPPORTED_FIELDS, UpdateAgent
+from mnemo.schemas.agent_update import UpdateAgent
 from mnemo.store.tables import AgentBlockRow, AgentRow, AgentToolRow, BlockRow, MessageRow, ToolRow
 
 # Copied to the row as given.
@@ -83,8 +83,7 @@ async def update_agent(
     """Apply `req` to the agent (row-locked for the transaction) and return it. Call in a transaction."""
     unsupported = req.unsupported()
     if unsupported:
-        what = ", ".join(f"{k} ({UNSUPPORTED_FIELDS[k]})" for k in unsupported)
-        raise NotSupportedYet(f"Mnemo does not support these agent fields yet: {what}")
+        raise NotSupportedYet(unsupported)
     agent = await load_agent(session, agent_id, for_update=True)
     given = req.given()
     if "message_ids" in given:

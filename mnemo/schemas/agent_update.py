@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mnemo.schemas.agents import ModelHandle, ToolRule
+from mnemo.schemas.agents import NOT_BUILT_YET, ModelHandle, ToolRule, unsupported_fields
 
 StopReason = Literal[
     "end_turn",
@@ -34,9 +34,7 @@ StopReason = Literal[
 # Fields of Letta's UpdateAgent for features Mnemo does not have yet: a non-empty value is refused
 # (501) rather than dropped, so a client never believes a change was made.
 UNSUPPORTED_FIELDS: dict[str, str] = {
-    "folder_ids": "folders",
-    "source_ids": "folders (sources)",
-    "identity_ids": "identities",
+    **NOT_BUILT_YET,
     "max_files_open": "folders and files",
     "per_file_view_window_char_limit": "folders and files",
     "project_id": "projects",
@@ -114,6 +112,6 @@ class UpdateAgent(BaseModel):
         """The fields the request set to a value (nulls change nothing, as in Letta)."""
         return {k: getattr(self, k) for k in self.model_fields_set if getattr(self, k) is not None}
 
-    def unsupported(self) -> list[str]:
-        """Fields set to something Mnemo cannot honour yet (an empty list or False asks for nothing)."""
-        return [k for k, v in self.given().items() if k in UNSUPPORTED_FIELDS and v not in ([], False)]
+    def unsupported(self) -> str | None:
+        """What Mnemo cannot honour yet among the fields set (None: nothing)."""
+        return unsupported_fields(self.given(), UNSUPPORTED_FIELDS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -181,6 +182,25 @@ class InitialMessage(BaseModel):
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
 
 
+# Fields that ask for something Mnemo has not built yet: a request setting one gets a 501 that says
+# so, not silence (an empty list, False or null asks for nothing).
+NOT_BUILT_YET: dict[str, str] = {
+    "folder_ids": "folders",
+    "source_ids": "folders (sources)",
+    "identity_ids": "identities",
+    "enable_sleeptime": "sleep-time agents",
+    "include_multi_agent_tools": "multi-agent tools",
+}
+
+
+def unsupported_fields(given: Mapping[str, Any], fields: Mapping[str, str]) -> str | None:
+    """The message for the fields in `given` that ask for something not built yet, if any."""
+    asked = [k for k, v in given.items() if k in fields and v not in (None, [], False)]
+    if not asked:
+        return None
+    return "Mnemo does not support these agent fields yet: " + ", ".join(f"{k} ({fields[k]})" for k in asked)
+
+
 class CreateAgent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -207,5 +227,9 @@ class CreateAgent(BaseModel):
     tool_exec_environment_variables: dict[str, str] | None = None
     message_buffer_autoclear: bool = False
     enable_sleeptime: bool | None = None
+    include_multi_agent_tools: bool = False
+    folder_ids: list[str] | None = None
+    source_ids: list[str] | None = None
+    identity_ids: list[str] | None = None
     timezone: str | None = "UTC"
     compaction_settings: dict[str, Any] | None = None

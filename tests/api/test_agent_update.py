@@ -209,3 +209,27 @@ async def test_recompile_returns_the_prompt_and_dry_run_stores_nothing(
     assert (await _next_request(client, mnemo, agent.id))["messages"][0]["content"] == compiled
     with pytest.raises(NotFoundError):
         await client.agents.recompile("agent-00000000-0000-4000-8000-000000000000")
+
+
+async def test_features_not_built_yet_are_501_not_silence(api_server: ApiServer, mnemo: Mnemo) -> None:
+    """Sleep-time agents, multi-agent tools, folders and identities are not built: asking for them at
+    create or update says so (and creates nothing), where silently ignoring them would look like success."""
+    client = _client(api_server)
+    before = len([a async for a in client.agents.list()])
+    asks: list[tuple[dict[str, Any], str]] = [
+        ({"enable_sleeptime": True}, "sleep-time agents"),
+        ({"include_multi_agent_tools": True}, "multi-agent tools"),
+        ({"folder_ids": ["folder-1"]}, "folders"),
+        ({"identity_ids": ["identity-1"]}, "identities"),
+    ]
+    for body, what in asks:
+        with pytest.raises(APIStatusError) as refused:
+            await create_agent(client, mnemo, memory_blocks=[], extra_body=body)
+        assert refused.value.status_code == 501 and what in str(refused.value), body
+    assert len([a async for a in client.agents.list()]) == before
+
+    agent = await create_agent(client, mnemo, memory_blocks=[], enable_sleeptime=False, folder_ids=[])
+    with pytest.raises(APIStatusError) as refused:
+        await client.agents.update(agent.id, enable_sleeptime=True)
+    assert refused.value.status_code == 501 and "sleep-time agents" in str(refused.value)
+    assert (await client.agents.update(agent.id, enable_sleeptime=False)).enable_sleeptime is False
