@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from mnemo.config import Settings
 from mnemo.embeddings import resolve_embedding_config
 from mnemo.llm.config import resolve_llm_config
+from mnemo.llm.overrides import REQUEST_TO_LLM, from_model_settings, with_overrides
 from mnemo.runtime.agents import NotFound, recompile_system_message
 from mnemo.runtime.context import load_agent
 from mnemo.runtime.reset import check_context_editable
@@ -46,23 +47,7 @@ PLAIN_FIELDS: dict[str, str] = {
 RECOMPILE_FIELDS = frozenset(
     {"system", "block_ids", "tool_ids", "tool_rules", "timezone", "message_ids", "model", "llm_config"}
 )
-# Fields of the update body itself that set one `llm_config` value (over what model_settings set).
-UPDATE_TO_LLM = {
-    "context_window_limit": "context_window",
-    "max_tokens": "max_tokens",
-    "parallel_tool_calls": "parallel_tool_calls",
-    "reasoning": "enable_reasoner",
-    "response_format": "response_format",
-}
-LLM_FIELDS = frozenset({"model", "llm_config", "model_settings", *UPDATE_TO_LLM})
-# Letta's provider-typed `model_settings` keys that map onto `llm_config`.
-MODEL_SETTINGS_TO_LLM = {
-    "temperature": "temperature",
-    "max_output_tokens": "max_tokens",
-    "parallel_tool_calls": "parallel_tool_calls",
-    "response_format": "response_format",
-    "strict": "strict",
-}
+LLM_FIELDS = frozenset({"model", "llm_config", "model_settings", *REQUEST_TO_LLM})
 
 
 class UpdateRejected(ValueError):
@@ -124,34 +109,12 @@ def _apply_llm(agent: AgentRow, req: UpdateAgent, given: dict[str, Any], setting
             agent.model = req.model or llm.handle
         else:
             llm = resolve_llm_config(None, agent.llm_config, settings)
-        updates = _from_model_settings(req.model_settings or {})
-        if updates:
+        if from_model_settings(req.model_settings or {}):
             field = "model_settings"
-        updates |= {target: given[key] for key, target in UPDATE_TO_LLM.items() if key in given}
-        # Re-validated, so a bad model_settings value is a 422 now rather than a failed run later.
-        llm = type(llm).model_validate({**llm.model_dump(), **updates})
+        llm = with_overrides(llm, req.model_settings, given)
     except (ValueError, ValidationError) as exc:
         raise UpdateRejected(field, str(exc)) from exc
     agent.llm_config = llm.model_dump(mode="json")
-
-
-def _from_model_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The `llm_config` values a provider-typed `model_settings` sets. Keys with no `llm_config`
-    counterpart (provider_type, verbosity, ...) change nothing, as when Letta maps them to a legacy config."""
-    updates = {
-        target: settings[key]
-        for key, target in MODEL_SETTINGS_TO_LLM.items()
-        if settings.get(key) is not None
-    }
-    reasoning = settings.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("reasoning_effort") is not None:
-        updates["reasoning_effort"] = reasoning["reasoning_effort"]
-    thinking = settings.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
-        updates["enable_reasoner"] = thinking["type"] == "enabled"
-        if thinking.get("budget_tokens") is not None:
-            updates["max_reasoning_tokens"] = thinking["budget_tokens"]
-    return updates
 
 
 def _apply_embedding(agent: AgentRow, req: UpdateAgent, settings: Settings) -> None:

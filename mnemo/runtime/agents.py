@@ -13,6 +13,7 @@ from mnemo.config import Settings
 from mnemo.embeddings import resolve_embedding_config
 from mnemo.ids import new_id
 from mnemo.llm.config import resolve_llm_config
+from mnemo.llm.overrides import REQUEST_TO_LLM, with_overrides
 from mnemo.memory.prompts import default_system_prompt
 from mnemo.memory.render import BlockView, compile_system_prompt, renders_memory_blocks, uses_line_numbers
 from mnemo.runtime.initial_messages import initial_messages, put_after_system
@@ -48,8 +49,7 @@ async def create_agent(session: AsyncSession, req: CreateAgent, settings: Settin
             f"agent_type {req.agent_type!r} is not supported yet; use one of {', '.join(SUPPORTED_AGENT_TYPES)}"
         )
     llm = resolve_llm_config(req.model, req.llm_config, settings)
-    if req.context_window_limit:
-        llm = llm.model_copy(update={"context_window": req.context_window_limit})
+    llm = with_overrides(llm, req.model_settings, req.model_dump(include=set(REQUEST_TO_LLM)))
     embedding = resolve_embedding_config(req.embedding, req.embedding_config, settings)
 
     agent_id = new_id("agent")

@@ -223,6 +223,14 @@ class CreateAgent(BaseModel):
     llm_config: dict[str, Any] | None = None
     embedding_config: dict[str, Any] | None = None
     context_window_limit: int | None = Field(default=None, ge=1)
+    # Model settings next to the model (applied over llm_config, as at update).
+    model_settings: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    parallel_tool_calls: bool | None = None
+    reasoning: bool | None = None
+    enable_reasoner: bool | None = None
+    max_reasoning_tokens: int | None = Field(default=None, ge=0)
+    response_format: dict[str, Any] | None = None
     secrets: dict[str, str] | None = None
     tool_exec_environment_variables: dict[str, str] | None = None
     message_buffer_autoclear: bool = False

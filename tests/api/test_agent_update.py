@@ -233,3 +233,24 @@ async def test_features_not_built_yet_are_501_not_silence(api_server: ApiServer,
         await client.agents.update(agent.id, enable_sleeptime=True)
     assert refused.value.status_code == 501 and "sleep-time agents" in str(refused.value)
     assert (await client.agents.update(agent.id, enable_sleeptime=False)).enable_sleeptime is False
+
+
+async def test_create_applies_model_settings_like_update(api_server: ApiServer, mnemo: Mnemo) -> None:
+    """model_settings and the body's own model fields at create reach the model's requests (they were
+    dropped before), and a bad value is a 422 naming it."""
+    client = _client(api_server)
+    agent = await create_agent(
+        client,
+        mnemo,
+        memory_blocks=[],
+        model_settings={"provider_type": "openai", "temperature": 0.3, "max_output_tokens": 55},
+        parallel_tool_calls=False,
+    )
+    assert agent.llm_config.temperature == 0.3 and agent.llm_config.max_tokens == 55
+    request = await _next_request(client, mnemo, agent.id)
+    assert request["temperature"] == 0.3 and request["max_tokens"] == 55
+
+    capped = await create_agent(client, mnemo, memory_blocks=[], max_tokens=21)
+    assert capped.llm_config.max_tokens == 21
+    with pytest.raises(UnprocessableEntityError, match="temperature"):
+        await create_agent(client, mnemo, memory_blocks=[], model_settings={"temperature": "hot"})
