@@ -130,10 +130,10 @@ def main() -> int:
     return 0
 
 
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 if __name__ == "__main__":
     sys.stdout.flush()
     os._exit(main())
-
-
-def _steps(n: int) -> str:
-    return f"{n} step" if n == 1 else f"{n} steps"
