@@ -17,10 +17,7 @@ import pytest
 
 from api.approvals import ApprovalCreate, plan_input
 from mnemo.fakellm import FakeLLM, Reply
-from mnemo.ids import new_id
 from mnemo.runtime.approvals import pending_approval
-from mnemo.runtime.tools import InProcessTool
-from mnemo.store.tables import ToolRow
 from tests.fixtures.mnemo import TEST_POLICY, Mnemo, running_mnemo
 
 DAY = 86_400.0
@@ -40,17 +37,10 @@ async def _agent_waiting_for_approval(m: Mnemo, calls: Counter[str]) -> str:
         calls["transfer"] += 1
         return f"moved {amount}"
 
-    m.extra_tools["transfer"] = InProcessTool("transfer", transfer)
-    schema = {
-        "name": "transfer",
-        "parameters": {"type": "object", "properties": {"amount": {"type": "integer"}}},
-    }
-    row = ToolRow(id=new_id("tool"), name="transfer", tool_type="custom", json_schema=schema)
-    async with m.db.transaction() as s:
-        s.add(row)
+    tool_id = await m.add_tool("transfer", transfer, {"amount": {"type": "integer"}})
     agent = await m.create_agent(
         memory_blocks=[],
-        tool_ids=[row.id],
+        tool_ids=[tool_id],
         tool_rules=[{"tool_name": "transfer", "type": "requires_approval"}],
     )
     m.fake.script(Reply.tool_call("transfer", {"amount": 5}, id="call_1"))

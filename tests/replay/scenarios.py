@@ -21,9 +21,7 @@ from temporalio.worker import Replayer
 from api.approvals import ApprovalCreate, plan_input
 from mnemo.fakellm import Reply
 from mnemo.ids import new_id
-from mnemo.runtime.tools import InProcessTool
 from mnemo.schemas.tool_run import ToolRunInput, ToolRunOutcome
-from mnemo.store.tables import ToolRow
 from tests.fixtures.mnemo import Mnemo
 from worker import registry
 from worker.main import workflow_runner
@@ -93,17 +91,10 @@ async def approval(m: Mnemo) -> list[str]:
         calls.append(amount)
         return f"moved {amount}"
 
-    m.extra_tools["transfer"] = InProcessTool("transfer", transfer)
-    schema = {
-        "name": "transfer",
-        "parameters": {"type": "object", "properties": {"amount": {"type": "integer"}}},
-    }
-    tool = ToolRow(id=new_id("tool"), name="transfer", tool_type="custom", json_schema=schema)
-    async with m.db.transaction() as s:
-        s.add(tool)
+    tool_id = await m.add_tool("transfer", transfer, {"amount": {"type": "integer"}})
     agent = await m.create_agent(
         memory_blocks=[PERSONA, HUMAN],
-        tool_ids=[tool.id],
+        tool_ids=[tool_id],
         tool_rules=[{"tool_name": "transfer", "type": "requires_approval"}],
     )
     m.fake.script(Reply.tool_call("transfer", {"amount": 5}, id="call_1"), Reply.text("Sent."))
