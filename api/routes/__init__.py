@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routes import (
+    agent_files,
     agent_tools,
     agents,
     archival,
@@ -22,6 +23,7 @@ from api.routes import (
 ROUTERS: list[APIRouter] = [
     health.router,
     tools.router,
+    agent_files.router,  # before agents: `/agents/import` is not an agent id
     agents.router,
     tool_approval.router,
     agent_tools.router,

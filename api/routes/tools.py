@@ -8,7 +8,6 @@ taken: creating a tool with it is a 409.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -28,6 +27,7 @@ from mnemo.ids import new_id
 from mnemo.runtime.context import agent_tools
 from mnemo.store.tables import DEFAULT_RETURN_CHAR_LIMIT, AgentToolRow, ToolRow
 from mnemo.tools.builtin import is_builtin
+from mnemo.tools.schema_gen import ToolSourceError, given_or_generated
 
 router = APIRouter(tags=["tools"])
 
@@ -45,7 +45,6 @@ TOOL_TYPES = (
     "external_langchain",
     "external_composio",
 )
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class PipRequirement(BaseModel):
@@ -97,36 +96,14 @@ class ToolUpdate(BaseModel):
 
 def tool_schema(source_code: str, source_type: str, json_schema: dict[str, Any] | None) -> dict[str, Any]:
     """The tool's JSON schema: the one given (checked), else generated from the Python source."""
-    schema = _given_or_generated(source_code, source_type, json_schema)
+    try:
+        schema = given_or_generated(source_code, source_type, json_schema)
+    except ToolSourceError as exc:
+        raise HTTPException(422, str(exc)) from exc
     # Built-in rows are created lazily, so the name is checked even before one exists.
     if is_builtin(schema["name"]):
         raise conflict(f"{schema['name']!r} is the name of a built-in tool; give the function another name")
     return schema
-
-
-def _given_or_generated(
-    source_code: str, source_type: str, json_schema: dict[str, Any] | None
-) -> dict[str, Any]:
-    if json_schema is not None:
-        name = json_schema.get("name")
-        if not isinstance(name, str) or not _TOOL_NAME.match(name):
-            raise HTTPException(
-                422, "json_schema.name must be the tool's name: 1-64 ASCII letters, digits, '_' or '-'"
-            )
-        params = json_schema.get("parameters", {"type": "object", "properties": {}})
-        if not isinstance(params, dict) or params.get("type", "object") != "object":
-            raise HTTPException(422, "json_schema.parameters must be a JSON schema of type 'object'")
-        return {**json_schema, "parameters": params}
-    if source_type != "python":
-        raise HTTPException(
-            422, f"json_schema is required for {source_type} tools: only Python source is read for one"
-        )
-    from mnemo.tools.schema_gen import ToolSourceError, generate_schema
-
-    try:
-        return generate_schema(source_code)
-    except ToolSourceError as exc:
-        raise HTTPException(422, f"source_code: {exc}") from exc
 
 
 def _requirements(items: list[PipRequirement] | list[NpmRequirement] | None) -> list[dict[str, Any]] | None:

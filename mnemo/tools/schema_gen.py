@@ -20,7 +20,7 @@ from typing import Any
 import docstring_parser
 
 # OpenAI's limit on function names; Python also allows non-ASCII identifiers, which providers reject.
-_TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SKIPPED_PARAMS = frozenset({"self", "agent_state"})
 _SCALARS = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
 _ARRAYS = frozenset(
@@ -54,6 +54,33 @@ class ToolSignature:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def given_or_generated(
+    source_code: str, source_type: str, json_schema: dict[str, Any] | None, name: str | None = None
+) -> dict[str, Any]:
+    """A tool's JSON schema: the one given, checked (a valid function name, `name` if one is expected,
+    parameters of type object), else generated from its Python source. Raises `ToolSourceError`."""
+    if json_schema is None:
+        if source_type != "python":
+            raise ToolSourceError(
+                f"json_schema is required for {source_type} tools: only Python source is read for one"
+            )
+        try:
+            return generate_schema(source_code, name)
+        except ToolSourceError as exc:
+            raise ToolSourceError(f"source_code: {exc}") from exc
+    given = json_schema.get("name")
+    if not isinstance(given, str) or not TOOL_NAME.match(given):
+        raise ToolSourceError(
+            "json_schema.name must be the tool's name: 1-64 ASCII letters, digits, '_' or '-'"
+        )
+    if name is not None and given != name:
+        raise ToolSourceError(f"json_schema.name is {given!r}, not the tool's name {name!r}")
+    params = json_schema.get("parameters", {"type": "object", "properties": {}})
+    if not isinstance(params, dict) or params.get("type", "object") != "object":
+        raise ToolSourceError("json_schema.parameters must be a JSON schema of type 'object'")
+    return {**json_schema, "parameters": params}
+
+
 def generate_schema(source_code: str, name: str | None = None) -> dict[str, Any]:
     """`{name, description, parameters: {type: object, properties, required}}` for the tool's function."""
     return analyze_tool_source(source_code, name).schema
@@ -67,7 +94,7 @@ def analyze_tool_source(source_code: str, name: str | None = None) -> ToolSignat
         where = f" (line {exc.lineno}, column {exc.offset})" if exc.lineno else ""
         raise ToolSourceError(f"The tool source is not valid Python: {exc.msg}{where}.") from None
     fn = _pick_function(tree, name)
-    if not _TOOL_NAME.match(fn.name):
+    if not TOOL_NAME.match(fn.name):
         raise ToolSourceError(
             f"Function name {fn.name!r} cannot be a tool name: use 1-64 ASCII letters, digits, '_' or '-'."
         )
