@@ -14,8 +14,11 @@ from api.routes import (
     core_memory,
     health,
     messages,
+    models,
     runs,
+    steps,
     streams,
+    tags,
     tool_approval,
     tools,
 )
@@ -34,6 +37,9 @@ ROUTERS: list[APIRouter] = [
     blocks.router,
     runs.router,
     streams.router,
+    steps.router,
+    models.router,
+    tags.router,
 ]
 
 # Paths (relative to a prefix) served without an API key.
