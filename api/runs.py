@@ -22,7 +22,7 @@ from mnemo.runtime.context import load_agent
 from mnemo.runtime.runs import TERMINAL_STATUSES, create_run
 from mnemo.schemas.runs import AgentWorkflowInput, CancelRuns, RunPolicy, SubmitAck, SubmitRun
 from mnemo.store.db import Database
-from mnemo.store.tables import AgentRow, RunRow
+from mnemo.store.tables import RunRow
 from workflows import names
 
 
@@ -261,7 +261,3 @@ class RunService:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"run {run_id} is still {status} after {timeout}s")
                 await self.waiter.wait_event(event)
-
-    async def agent_exists(self, agent_id: str) -> bool:
-        async with self.db.session() as s:
-            return await s.get(AgentRow, agent_id) is not None
