@@ -21,8 +21,7 @@ from api.deps import Services, get_services, session
 from api.errors import conflict, not_supported
 from api.pagination import Order, paginate
 from api.routes.agents import full_state
-from mnemo.ids import new_id
-from mnemo.runtime.agents import recompile_system_message
+from mnemo.runtime.agents import new_block, recompile_system_message
 from mnemo.schemas.agents import CreateBlock
 from mnemo.store.search import tags_match
 from mnemo.store.tables import AgentBlockRow, AgentRow, BlockHistoryRow, BlockRow
@@ -252,20 +251,7 @@ async def count_blocks(s: AsyncSession = Depends(session)) -> int:
 async def create_block(body: CreateBlock, services: Services = Depends(get_services)) -> dict[str, Any]:
     limit = body.effective_limit()
     check_block_limit(body.value, limit)
-    row = BlockRow(
-        id=new_id("block"),
-        label=body.label,
-        value=body.value,
-        limit=limit,
-        description=body.description,
-        read_only=body.read_only,
-        hidden=bool(body.hidden),
-        is_template=body.is_template,
-        template_name=body.template_name,
-        preserve_on_migration=bool(body.preserve_on_migration),
-        metadata_=body.metadata,
-        tags=list(body.tags or []),
-    )
+    row = new_block(body, description=body.description)
     async with services.db.transaction() as s:
         s.add(row)
         await s.flush()

@@ -23,7 +23,7 @@ from mnemo.config import Settings
 from mnemo.ids import new_id
 from mnemo.runtime.agent_file_tools import import_tools
 from mnemo.runtime.agent_update import NotSupportedYet
-from mnemo.runtime.agents import agent_blocks, create_agent, recompile_system_message
+from mnemo.runtime.agents import agent_blocks, create_agent, new_block, recompile_system_message
 from mnemo.runtime.context import agent_tools
 from mnemo.schemas.agent_file import (
     AgentFile,
@@ -276,20 +276,7 @@ async def _import_blocks(session: AsyncSession, blocks: list[BlockSchema]) -> di
             spec = CreateBlock.model_validate(block.model_dump())
         except ValidationError as exc:
             raise AgentFileInvalid(f"block {block.id}: {exc.errors()[0]['msg']}") from exc
-        row = BlockRow(
-            id=new_id("block"),
-            label=spec.label,
-            value=spec.value,
-            limit=spec.effective_limit(),
-            description=spec.description,
-            read_only=spec.read_only,
-            hidden=bool(spec.hidden),
-            is_template=spec.is_template,
-            template_name=spec.template_name,
-            preserve_on_migration=bool(spec.preserve_on_migration),
-            metadata_=spec.metadata,
-            tags=list(spec.tags or []),
-        )
+        row = new_block(spec, description=spec.description)
         if len(row.value) > row.limit:
             raise AgentFileInvalid(
                 f"block {block.id} ({block.label!r}) is {len(row.value)} characters, over its limit of {row.limit}"

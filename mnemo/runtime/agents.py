@@ -22,6 +22,7 @@ from mnemo.schemas.agents import (
     HEARTBEAT_AGENT_TYPES,
     SUPPORTED_AGENT_TYPES,
     CreateAgent,
+    CreateBlock,
 )
 from mnemo.store.tables import (
     AgentArchiveRow,
@@ -102,6 +103,24 @@ async def create_agent(session: AsyncSession, req: CreateAgent, settings: Settin
     return agent
 
 
+def new_block(spec: CreateBlock, *, description: str | None) -> BlockRow:
+    """A block row for `spec`, with a new id (not yet in a session; callers check the value's limit)."""
+    return BlockRow(
+        id=new_id("block"),
+        label=spec.label,
+        value=spec.value,
+        limit=spec.effective_limit(),
+        description=description,
+        read_only=spec.read_only,
+        hidden=bool(spec.hidden),
+        is_template=spec.is_template,
+        template_name=spec.template_name,
+        preserve_on_migration=bool(spec.preserve_on_migration),
+        metadata_=spec.metadata,
+        tags=list(spec.tags or []),
+    )
+
+
 async def _attach_blocks(session: AsyncSession, agent_id: str, req: CreateAgent) -> None:
     labels: set[str] = set()
     for spec in req.memory_blocks:
@@ -110,20 +129,7 @@ async def _attach_blocks(session: AsyncSession, agent_id: str, req: CreateAgent)
                 f"duplicate memory block label {spec.label!r}: an agent's block labels must be unique"
             )
         labels.add(spec.label)
-        block = BlockRow(
-            id=new_id("block"),
-            label=spec.label,
-            value=spec.value,
-            limit=spec.effective_limit(),
-            description=spec.description or DEFAULT_BLOCK_DESCRIPTIONS.get(spec.label),
-            read_only=spec.read_only,
-            hidden=bool(spec.hidden),
-            is_template=spec.is_template,
-            template_name=spec.template_name,
-            preserve_on_migration=bool(spec.preserve_on_migration),
-            metadata_=spec.metadata,
-            tags=list(spec.tags or []),
-        )
+        block = new_block(spec, description=spec.description or DEFAULT_BLOCK_DESCRIPTIONS.get(spec.label))
         if len(block.value) > block.limit:
             raise ValueError(
                 f"memory block {spec.label!r} is {len(block.value)} characters, over its limit of {block.limit}"
