@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -15,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.runs import RunService
 from mnemo.config import Settings
 from mnemo.store.db import Database
+
+RowT = TypeVar("RowT")
 
 
 @dataclass
@@ -67,3 +70,11 @@ async def _connect(settings: Settings) -> Services:
 async def session(services: Services = Depends(get_services)) -> AsyncIterator[AsyncSession]:
     async with services.db.session() as s:
         yield s
+
+
+async def row_or_404(s: AsyncSession, model: type[RowT], key: Any, message: str) -> RowT:
+    """The row of `model` with primary key `key`, or a 404 saying `message`."""
+    row = await s.get(model, key)
+    if row is None:
+        raise HTTPException(404, message)
+    return row

@@ -11,7 +11,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
-from api.deps import Services, get_services, session
+from api.deps import Services, get_services, row_or_404, session
 from api.errors import conflict, not_supported
 from api.pagination import paginate
 from mnemo.runtime.agent_update import NotSupportedYet, UpdateRejected, update_agent
@@ -28,10 +28,7 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 async def get_agent_row(s: AsyncSession, agent_id: str) -> AgentRow:
-    row = await s.get(AgentRow, agent_id)
-    if row is None:
-        raise HTTPException(404, f"Agent {agent_id} not found")
-    return row
+    return await row_or_404(s, AgentRow, agent_id, f"Agent {agent_id} not found")
 
 
 async def full_state(s: AsyncSession, row: AgentRow, include: list[str] | None = None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
-from api.deps import Services, get_services, session
+from api.deps import Services, get_services, row_or_404, session
 from api.errors import conflict, not_supported
 from api.pagination import Order, paginate
 from api.routes.agents import full_state
@@ -60,10 +60,7 @@ def check_block_limit(value: str, limit: int) -> None:
 
 
 async def get_block_row(s: AsyncSession, block_id: str) -> BlockRow:
-    row = await s.get(BlockRow, block_id)
-    if row is None:
-        raise HTTPException(404, f"Block with id '{block_id}' not found")
-    return row
+    return await row_or_404(s, BlockRow, block_id, f"Block with id '{block_id}' not found")
 
 
 async def attached_agent_ids(s: AsyncSession, block_id: str) -> list[str]:

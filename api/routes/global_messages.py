@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.deps import Services, get_services, session
+from api.deps import Services, get_services, row_or_404, session
 from api.errors import not_supported
 from api.pagination import message_page
 from api.routes.agents import get_agent_row
@@ -148,7 +148,5 @@ async def search_all_messages(
 
 @router.get("/{message_id}", summary="Retrieve a message (as the Letta messages it shows as)")
 async def retrieve_message(message_id: str, s: AsyncSession = Depends(session)) -> list[dict[str, Any]]:
-    row = await s.get(MessageRow, message_id)
-    if row is None:
-        raise HTTPException(404, f"Message {message_id} not found")
+    row = await row_or_404(s, MessageRow, message_id, f"Message {message_id} not found")
     return await _render(s, [row])

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
-from api.deps import Services, get_services, session
+from api.deps import Services, get_services, row_or_404, session
 from api.errors import conflict, not_supported
 from api.pagination import Order, message_page, paginate
 from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
@@ -26,10 +26,7 @@ ACTIVE_STATUSES = ("created", "running")
 
 
 async def get_run_row(s: AsyncSession, run_id: str) -> RunRow:
-    row = await s.get(RunRow, run_id)
-    if row is None:
-        raise HTTPException(404, f"Run {run_id} not found")
-    return row
+    return await row_or_404(s, RunRow, run_id, f"Run {run_id} not found")
 
 
 @router.get("/", summary="List runs")
@@ -112,11 +109,26 @@ async def list_run_messages(
     s: AsyncSession = Depends(session),
 ) -> list[dict[str, Any]]:
     run = await get_run_row(s, run_id)
-    agent = await s.get(AgentRow, run.agent_id)
-    agent_type = agent.agent_type if agent else "letta_v1_agent"
     stmt = select(MessageRow).where(MessageRow.run_id == run_id)
+    return await letta_message_page(s, stmt, run, after=after, before=before, limit=limit, order=order)
+
+
+async def letta_message_page(
+    s: AsyncSession,
+    stmt: Any,
+    run: RunRow | None,
+    *,
+    after: str | None,
+    before: str | None,
+    limit: int,
+    order: Order,
+) -> list[dict[str, Any]]:
+    """A page of a run's messages (`stmt` selects MessageRow), shown as Letta messages: as the agent's
+    type and the run's request (use_assistant_message) ask."""
+    agent = await s.get(AgentRow, run.agent_id) if run is not None else None
+    agent_type = agent.agent_type if agent else "letta_v1_agent"
     rows = await message_page(s, stmt, after=after, before=before, limit=limit, order=order)
-    shown = assistant_options(run.request_config)
+    shown = assistant_options(run.request_config if run is not None else None)
     return [m for r in rows for m in to_letta_messages(r, agent_type, **shown)]
 
 

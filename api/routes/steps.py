@@ -16,20 +16,17 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
-from api.deps import session
+from api.deps import row_or_404, session
 from api.errors import not_supported
-from api.pagination import Order, message_page, paginate
-from mnemo.runtime.letta_messages import assistant_options, to_letta_messages
-from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
+from api.pagination import Order, paginate
+from api.routes.runs import letta_message_page
+from mnemo.store.tables import MessageRow, RunRow, StepRow
 
 router = APIRouter(prefix="/steps", tags=["steps"])
 
 
 async def get_step_row(s: AsyncSession, step_id: str) -> StepRow:
-    row = await s.get(StepRow, step_id)
-    if row is None:
-        raise HTTPException(404, f"Step {step_id} not found")
-    return row
+    return await row_or_404(s, StepRow, step_id, f"Step {step_id} not found")
 
 
 def _when(param: str, value: str | None) -> datetime | None:
@@ -122,13 +119,9 @@ async def list_step_messages(
     s: AsyncSession = Depends(session),
 ) -> list[dict[str, Any]]:
     step = await get_step_row(s, step_id)
-    agent = await s.get(AgentRow, step.agent_id)
     run = await s.get(RunRow, step.run_id)
-    agent_type = agent.agent_type if agent else "letta_v1_agent"
     stmt = select(MessageRow).where(MessageRow.step_id == step_id)
-    rows = await message_page(s, stmt, after=after, before=before, limit=limit, order=order)
-    shown = assistant_options(run.request_config if run else None)
-    return [m for r in rows for m in to_letta_messages(r, agent_type, **shown)]
+    return await letta_message_page(s, stmt, run, after=after, before=before, limit=limit, order=order)
 
 
 @router.get("/{step_id}/metrics", summary="A step's timing metrics (not supported yet)")

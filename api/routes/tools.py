@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import serializers
-from api.deps import Services, get_services, session
+from api.deps import Services, get_services, row_or_404, session
 from api.errors import conflict
 from api.pagination import Order, page_items, paginate
 from api.routes.agents import full_state, get_agent_row
@@ -111,10 +111,7 @@ def _requirements(items: list[PipRequirement] | list[NpmRequirement] | None) -> 
 
 
 async def get_tool_row(s: AsyncSession, tool_id: str) -> ToolRow:
-    row = await s.get(ToolRow, tool_id)
-    if row is None:
-        raise HTTPException(404, f"Tool with id {tool_id} not found")
-    return row
+    return await row_or_404(s, ToolRow, tool_id, f"Tool with id {tool_id} not found")
 
 
 async def upsert_tool(services: Services, body: ToolCreate) -> ToolRow:
