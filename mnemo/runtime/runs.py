@@ -22,10 +22,6 @@ from mnemo.store.tables import AgentRow, MessageRow, RunRow, StepRow
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
-class InputMessage(dict[str, Any]):
-    """`{"role": "user"|"system"|"assistant", "content": str | [parts], "otid"?, "name"?, "sender_id"?}`."""
-
-
 def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
@@ -340,7 +336,3 @@ async def send_callback(db: Database, run_id: str, *, final_attempt: bool) -> No
 
 def _error_type(stop_reason: str) -> str:
     return {"llm_api_error": "llm_error", "cancelled": "internal_error"}.get(stop_reason, "internal_error")
-
-
-def new_run_messages(text: str) -> list[dict[str, Any]]:
-    return [{"role": "user", "content": text}]
